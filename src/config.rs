@@ -1,0 +1,514 @@
+//! Settings: built-in defaults, then an optional TOML file, then `ALLMENDE_*` environment
+//! variables, then command-line flags. A wrong setting stops start-up with its name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::money::{Locale, Money};
+
+/// A value that must never reach a log line or a `Debug` dump.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that needs it (a client, a signature check).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// How outgoing mail leaves the instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailTransport {
+    /// Each mail is written as a `.eml` file into this folder (the default: no SMTP needed).
+    Folder(PathBuf),
+    /// Sent over SMTP; the URL may hold a password, so it is a secret.
+    Smtp(Secret),
+}
+
+#[derive(Clone, Debug)]
+pub struct StripeConfig {
+    pub secret_key: Secret,
+    pub webhook_secret: Secret,
+    pub publishable_key: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub base_url: url::Url,
+    /// May carry a password (`postgres://user:pw@host/db`): shown redacted in `Debug`.
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub default_locale: Locale,
+    pub currency: String,
+    /// The cooperative's fee on released milestones, in basis points (500 = 5 %).
+    pub fee_basis_points: u32,
+    /// The largest amount one form may ask for; larger inputs are refused as a typo.
+    pub max_amount: Money,
+    pub mail_from: String,
+    pub mail_transport: MailTransport,
+    pub stripe: Option<StripeConfig>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("base_url", &self.base_url.as_str())
+            .field("database_url", &redact_url(&self.database_url))
+            .field("data_dir", &self.data_dir)
+            .field("default_locale", &self.default_locale)
+            .field("currency", &self.currency)
+            .field("fee_basis_points", &self.fee_basis_points)
+            .field("max_amount", &self.max_amount)
+            .field("mail_from", &self.mail_from)
+            .field("mail_transport", &self.mail_transport)
+            .field("stripe", &self.stripe)
+            .finish()
+    }
+}
+
+/// A URL with its password replaced, for logs and `Debug`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Setting a password only fails for URLs that cannot have one, which this has.
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("unknown setting `{name}` in {origin} (known settings: {known})")]
+    Unknown {
+        name: String,
+        origin: String,
+        known: String,
+    },
+    #[error("setting `{name}` (from {origin}) is invalid: {reason}")]
+    Invalid {
+        name: &'static str,
+        origin: String,
+        reason: String,
+    },
+}
+
+/// Every setting by its name in the TOML file; the environment variable is
+/// `ALLMENDE_` + the name in capitals with `.` as `_` (`mail.from` → `ALLMENDE_MAIL_FROM`).
+pub const SETTINGS: &[&str] = &[
+    "bind",
+    "base_url",
+    "database_url",
+    "data_dir",
+    "default_locale",
+    "currency",
+    "fee_basis_points",
+    "max_amount",
+    "mail.from",
+    "mail.transport",
+    "mail.smtp_url",
+    "stripe.secret_key",
+    "stripe.webhook_secret",
+    "stripe.publishable_key",
+];
+
+pub fn env_name(setting: &str) -> String {
+    format!("ALLMENDE_{}", setting.replace('.', "_").to_uppercase())
+}
+
+/// Raw settings as text, each with where it came from, before they are checked.
+#[derive(Default)]
+struct Layers {
+    values: BTreeMap<&'static str, (String, String)>,
+}
+
+impl Layers {
+    fn set(&mut self, name: &'static str, value: String, origin: String) {
+        self.values.insert(name, (value, origin));
+    }
+
+    fn get(&self, name: &'static str) -> Option<(&str, &str)> {
+        self.values
+            .get(name)
+            .map(|(value, origin)| (value.as_str(), origin.as_str()))
+    }
+}
+
+/// Overrides from the command line, applied last.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub bind: Option<String>,
+}
+
+impl Config {
+    /// Loads the settings: defaults, `file` if given, the process environment, then `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env, overrides)
+    }
+
+    /// As [`Config::load`], with the environment given (tests use this).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &[(String, String)],
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut layers = Layers::default();
+        if let Some(path) = file {
+            read_file(path, &mut layers)?;
+        }
+        for name in SETTINGS {
+            let var = env_name(name);
+            if let Some((_, value)) = env.iter().find(|(key, _)| *key == var) {
+                layers.set(name, value.clone(), format!("environment variable {var}"));
+            }
+        }
+        if let Some(url) = &overrides.database_url {
+            layers.set("database_url", url.clone(), "--database".into());
+        }
+        if let Some(bind) = &overrides.bind {
+            layers.set("bind", bind.clone(), "--bind".into());
+        }
+        Self::from_layers(&layers)
+    }
+
+    /// The defaults alone: what a fresh checkout runs with.
+    pub fn defaults() -> Config {
+        // The defaults are constants that parse; a failure here is a programming error caught by
+        // the unit test below, never by a user.
+        Self::from_layers(&Layers::default()).unwrap_or_else(|e| panic!("defaults: {e}"))
+    }
+
+    fn from_layers(layers: &Layers) -> Result<Config, ConfigError> {
+        let text = |name: &'static str, default: &str| -> (String, String) {
+            match layers.get(name) {
+                Some((value, origin)) => (value.trim().to_owned(), origin.to_owned()),
+                None => (default.to_owned(), "the defaults".to_owned()),
+            }
+        };
+        let invalid = |name: &'static str, origin: String, reason: String| ConfigError::Invalid {
+            name,
+            origin,
+            reason,
+        };
+
+        let (bind, origin) = text("bind", "127.0.0.1:3000");
+        let bind: SocketAddr = bind.parse().map_err(|_| {
+            invalid(
+                "bind",
+                origin,
+                format!("`{bind}` is not an address with a port, like 127.0.0.1:3000"),
+            )
+        })?;
+
+        let (base, origin) = text("base_url", &format!("http://{bind}"));
+        let base_url = url::Url::parse(&base)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                invalid(
+                    "base_url",
+                    origin,
+                    format!("`{base}` is not an http(s) URL, like https://allmende.example"),
+                )
+            })?;
+
+        let (database_url, origin) = text("database_url", "sqlite://data/allmende.db");
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            return Err(invalid(
+                "database_url",
+                origin,
+                format!(
+                    "`{}` is neither sqlite://… nor postgres://…",
+                    redact_url(&database_url)
+                ),
+            ));
+        }
+
+        let (data_dir, _) = text("data_dir", "data");
+        let data_dir = PathBuf::from(data_dir);
+
+        let (locale, origin) = text("default_locale", "de");
+        let default_locale = Locale::from_tag(&locale).ok_or_else(|| {
+            invalid(
+                "default_locale",
+                origin,
+                format!("`{locale}` is not a supported language (de, en)"),
+            )
+        })?;
+
+        let (currency, origin) = text("currency", "EUR");
+        if currency != "EUR" {
+            return Err(invalid(
+                "currency",
+                origin,
+                format!("`{currency}` is not supported: Allmende books in EUR (SEPA) only"),
+            ));
+        }
+
+        let (fee, origin) = text("fee_basis_points", "500");
+        let fee_basis_points = fee
+            .parse::<u32>()
+            .ok()
+            .filter(|bp| *bp <= 10_000)
+            .ok_or_else(|| {
+                invalid(
+                    "fee_basis_points",
+                    origin,
+                    format!("`{fee}` is not a whole number from 0 to 10000 (500 = 5 %)"),
+                )
+            })?;
+
+        let (max, origin) = text("max_amount", "1000000");
+        let max_amount = Money::parse(&max, Money::from_cents(i64::MAX / 1000))
+            .ok()
+            .filter(|m| m.is_positive())
+            .ok_or_else(|| {
+                invalid(
+                    "max_amount",
+                    origin,
+                    format!("`{max}` is not a positive amount in euros, like 1000000"),
+                )
+            })?;
+
+        let (mail_from, origin) = text("mail.from", "Allmende <noreply@allmende.invalid>");
+        if !mail_from.contains('@') {
+            return Err(invalid(
+                "mail.from",
+                origin,
+                format!("`{mail_from}` is not a mail address"),
+            ));
+        }
+
+        let (transport, origin) = text("mail.transport", "folder");
+        let mail_transport = match transport.as_str() {
+            "folder" => MailTransport::Folder(data_dir.join("outbox")),
+            "smtp" => match layers.get("mail.smtp_url") {
+                Some((url, _)) if url.starts_with("smtp") => {
+                    MailTransport::Smtp(Secret::new(url.trim()))
+                }
+                _ => {
+                    return Err(invalid(
+                        "mail.smtp_url",
+                        origin,
+                        "mail.transport is smtp, so mail.smtp_url must be set (smtps://user:password@host)".into(),
+                    ));
+                }
+            },
+            other => {
+                return Err(invalid(
+                    "mail.transport",
+                    origin,
+                    format!("`{other}` is not a transport (folder, smtp)"),
+                ));
+            }
+        };
+
+        let stripe = match (
+            layers.get("stripe.secret_key"),
+            layers.get("stripe.webhook_secret"),
+        ) {
+            (None, None) => None,
+            (Some((key, _)), Some((hook, _))) => Some(StripeConfig {
+                secret_key: Secret::new(key.trim()),
+                webhook_secret: Secret::new(hook.trim()),
+                publishable_key: layers
+                    .get("stripe.publishable_key")
+                    .map(|(v, _)| v.trim().to_owned()),
+            }),
+            (Some((_, origin)), None) | (None, Some((_, origin))) => {
+                return Err(invalid(
+                    "stripe.secret_key",
+                    origin.to_owned(),
+                    "Stripe needs both stripe.secret_key and stripe.webhook_secret".into(),
+                ));
+            }
+        };
+
+        Ok(Config {
+            bind,
+            base_url,
+            database_url,
+            data_dir,
+            default_locale,
+            currency,
+            fee_basis_points,
+            max_amount,
+            mail_from,
+            mail_transport,
+            stripe,
+        })
+    }
+}
+
+fn read_file(path: &Path, layers: &mut Layers) -> Result<(), ConfigError> {
+    let file_error = |reason: String| ConfigError::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e| file_error(format!("{e}")))?;
+    let origin = path.display().to_string();
+    flatten(&table, "", &origin, layers)
+}
+
+fn flatten(
+    table: &toml::Table,
+    prefix: &str,
+    origin: &str,
+    layers: &mut Layers,
+) -> Result<(), ConfigError> {
+    for (key, value) in table {
+        let name = format!("{prefix}{key}");
+        if let toml::Value::Table(inner) = value {
+            flatten(inner, &format!("{name}."), origin, layers)?;
+            continue;
+        }
+        let known = SETTINGS
+            .iter()
+            .find(|s| **s == name)
+            .ok_or_else(|| ConfigError::Unknown {
+                name: name.clone(),
+                origin: origin.to_owned(),
+                known: SETTINGS.join(", "),
+            })?;
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            other => other.to_string(),
+        };
+        layers.set(known, text, origin.to_owned());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_run_on_sqlite_in_german() {
+        let config = Config::defaults();
+        assert_eq!(config.database_url, "sqlite://data/allmende.db");
+        assert_eq!(config.default_locale, Locale::De);
+        assert_eq!(config.bind.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.fee_basis_points, 500);
+        assert!(config.stripe.is_none());
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allmende.toml");
+        std::fs::write(
+            &path,
+            "fee_basis_points = 300\ndefault_locale = \"en\"\n[mail]\nfrom = \"kasse@coop.example\"\n",
+        )
+        .unwrap();
+        let config = Config::load_from(
+            Some(&path),
+            &env(&[("ALLMENDE_FEE_BASIS_POINTS", "250")]),
+            &Overrides {
+                database_url: Some("postgres://localhost/allmende".into()),
+                bind: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(config.fee_basis_points, 250, "environment beats the file");
+        assert_eq!(config.default_locale, Locale::En, "the file beats defaults");
+        assert_eq!(config.mail_from, "kasse@coop.example");
+        assert_eq!(config.database_url, "postgres://localhost/allmende");
+    }
+
+    #[test]
+    fn a_wrong_setting_is_named() {
+        let err = Config::load_from(
+            None,
+            &env(&[("ALLMENDE_FEE_BASIS_POINTS", "12000")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("fee_basis_points"), "{err}");
+        assert!(err.contains("ALLMENDE_FEE_BASIS_POINTS"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allmende.toml");
+        std::fs::write(&path, "fee_basispoints = 1\n").unwrap();
+        let err = Config::load_from(Some(&path), &[], &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fee_basispoints"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let config = Config::load_from(
+            None,
+            &env(&[
+                (
+                    "ALLMENDE_DATABASE_URL",
+                    "postgres://app:hunter2hunter2@db/allmende",
+                ),
+                ("ALLMENDE_STRIPE_SECRET_KEY", "sk_test_supersecret"),
+                ("ALLMENDE_STRIPE_WEBHOOK_SECRET", "whsec_supersecret"),
+                ("ALLMENDE_MAIL_TRANSPORT", "smtp"),
+                (
+                    "ALLMENDE_MAIL_SMTP_URL",
+                    "smtps://mail:mailpass@smtp.example",
+                ),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        for secret in [
+            "hunter2hunter2",
+            "sk_test_supersecret",
+            "whsec_supersecret",
+            "mailpass",
+        ] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn stripe_needs_both_keys() {
+        let err = Config::load_from(
+            None,
+            &env(&[("ALLMENDE_STRIPE_SECRET_KEY", "sk_test_x")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("webhook_secret"), "{err}");
+    }
+}

@@ -1,0 +1,598 @@
+//! `allmende demo`: a small, believable cooperative for trying the platform out: member
+//! organisations with shares, dues and wallets, projects, proposals at every stage, and the
+//! ledger activity that goes with them. Everything is fictional.
+//!
+//! All of it is written in one database transaction, with the same ledger calls the platform
+//! uses, so the demo passes `allmende verify` like any real instance.
+
+use sqlx::AnyConnection;
+
+use crate::db::{Db, new_id, now_ms};
+use crate::ledger::{self, AccountId, AccountKind, Actor, LedgerError, NewTransaction, TxKind};
+use crate::money::{Money, MoneyError, split_pro_rata};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("the database already holds data; the demo only fills an empty one")]
+    NotEmpty,
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// What the demo created, for the command's output.
+#[derive(Debug, Default)]
+pub struct DemoSummary {
+    pub organisations: usize,
+    pub projects: usize,
+    pub proposals: usize,
+    pub transactions: usize,
+}
+
+const DAY_MS: i64 = 86_400_000;
+/// One cooperative share: 100 EUR.
+const SHARE: Money = Money::from_cents(10_000);
+const FEE_BASIS_POINTS: i64 = 500;
+
+struct Org {
+    slug: &'static str,
+    legal_name: &'static str,
+    kind: &'static str,
+    city: &'static str,
+    postcode: &'static str,
+    leitweg_id: Option<&'static str>,
+    shares: i64,
+    dues: i64,
+    top_up: i64,
+}
+
+const ORGS: &[Org] = &[
+    Org {
+        slug: "stadt-musterhausen",
+        legal_name: "Stadt Musterhausen",
+        kind: "municipality",
+        city: "Musterhausen",
+        postcode: "34567",
+        leitweg_id: Some("06634012-MUSTERHSN-47"),
+        shares: 5,
+        dues: 60_000,
+        top_up: 2_500_000,
+    },
+    Org {
+        slug: "offene-daten-leipzig",
+        legal_name: "Offene Daten Leipzig e. V.",
+        kind: "association",
+        city: "Leipzig",
+        postcode: "04109",
+        leitweg_id: None,
+        shares: 1,
+        dues: 12_000,
+        top_up: 300_000,
+    },
+    Org {
+        slug: "stiftung-digitale-teilhabe",
+        legal_name: "Stiftung Digitale Teilhabe",
+        kind: "foundation",
+        city: "Berlin",
+        postcode: "10117",
+        leitweg_id: None,
+        shares: 3,
+        dues: 36_000,
+        top_up: 1_800_000,
+    },
+    Org {
+        slug: "tafel-rhein-main",
+        legal_name: "Tafel Rhein-Main e. V.",
+        kind: "charity",
+        city: "Frankfurt am Main",
+        postcode: "60311",
+        leitweg_id: None,
+        shares: 1,
+        dues: 12_000,
+        top_up: 150_000,
+    },
+    Org {
+        slug: "kommunale-it-sued",
+        legal_name: "Zweckverband Kommunale IT Süd",
+        kind: "public_body",
+        city: "Augsburg",
+        postcode: "86150",
+        leitweg_id: Some("09761000-KITSUED-12"),
+        shares: 4,
+        dues: 48_000,
+        top_up: 2_000_000,
+    },
+];
+
+struct Project {
+    slug: &'static str,
+    name: &'static str,
+    summary: &'static str,
+    repository_url: &'static str,
+    licence: &'static str,
+}
+
+const PROJECTS: &[Project] = &[
+    Project {
+        slug: "formularwerk",
+        name: "Formularwerk",
+        summary: "Barrierefreie Online-Formulare für Verwaltungen, mit Schnittstellen zu Fachverfahren.",
+        repository_url: "https://gitlab.opencode.de/formularwerk/formularwerk",
+        licence: "EUPL-1.2",
+    },
+    Project {
+        slug: "vereinskasse",
+        name: "Vereinskasse",
+        summary: "Buchhaltung für gemeinnützige Vereine: Mitgliedsbeiträge, Spenden, Zuwendungsbestätigungen.",
+        repository_url: "https://codeberg.org/vereinskasse/vereinskasse",
+        licence: "AGPL-3.0-or-later",
+    },
+    Project {
+        slug: "ratsinfo-offen",
+        name: "Ratsinfo offen",
+        summary: "Ratsinformationssystem für Kommunen: Sitzungen, Vorlagen, Beschlüsse, offene Daten (OParl).",
+        repository_url: "https://github.com/ratsinfo-offen/ratsinfo",
+        licence: "EUPL-1.2",
+    },
+    Project {
+        slug: "kartenwerk",
+        name: "Kartenwerk",
+        summary: "Kartendienste aus offenen Geodaten: Vektorkacheln, Geocoding, Routing.",
+        repository_url: "https://codeberg.org/kartenwerk/kartenwerk",
+        licence: "MIT",
+    },
+];
+
+/// Fills an empty database with the demo cooperative.
+pub async fn load(db: &Db) -> Result<DemoSummary, DemoError> {
+    let mut tx = db.begin().await?;
+    let existing: i64 = sqlx::query_scalar(
+        "SELECT CAST((SELECT COUNT(*) FROM organisations) + (SELECT COUNT(*) FROM ledger_transactions) AS BIGINT)",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if existing > 0 {
+        return Err(DemoError::NotEmpty);
+    }
+    let mut demo = Demo {
+        conn: &mut tx,
+        now: now_ms(),
+        summary: DemoSummary::default(),
+    };
+    demo.fill().await?;
+    let summary = demo.summary;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+struct Demo<'c> {
+    conn: &'c mut AnyConnection,
+    now: i64,
+    summary: DemoSummary,
+}
+
+/// A pledge made in the demo: who, how much, and what has become of it.
+struct DemoPledge {
+    id: String,
+    organisation_id: String,
+    committed: i64,
+    released: i64,
+}
+
+impl Demo<'_> {
+    async fn fill(&mut self) -> Result<(), DemoError> {
+        let mut orgs = Vec::new();
+        for (number, org) in ORGS.iter().enumerate() {
+            orgs.push(
+                self.member(org, i64::try_from(number).unwrap_or(0) + 1)
+                    .await?,
+            );
+        }
+        let mut projects = Vec::new();
+        for project in PROJECTS {
+            projects.push(self.project(project).await?);
+        }
+        let [musterhausen, leipzig, stiftung, tafel, kit_sued] = orgs.as_slice() else {
+            return Ok(());
+        };
+        let [formularwerk, vereinskasse, ratsinfo, kartenwerk] = projects.as_slice() else {
+            return Ok(());
+        };
+
+        // Completed: accessible forms, both milestones accepted, released and paid out.
+        let bitv = self
+            .proposal(
+                formularwerk,
+                "feature",
+                "Barrierefreiheit nach BITV 2.0 für alle Formularbausteine",
+                "Alle Bausteine erfüllen WCAG 2.1 AA, geprüft mit Screenreadern; Prüfbericht liegt bei.",
+                "completed",
+                &[
+                    ("Tastaturbedienung und Fokusführung", 900_000),
+                    ("Screenreader-Tests und Prüfbericht", 600_000),
+                ],
+                -120,
+            )
+            .await?;
+        let mut pledges = vec![
+            self.pledge(&bitv, musterhausen, 800_000, true).await?,
+            self.pledge(&bitv, kit_sued, 500_000, true).await?,
+            self.pledge(&bitv, stiftung, 200_000, false).await?,
+        ];
+        self.release(&bitv, formularwerk, &mut pledges, 900_000, "1")
+            .await?;
+        self.release(&bitv, formularwerk, &mut pledges, 600_000, "2")
+            .await?;
+        self.payout(formularwerk).await?;
+
+        // Funded: XRechnung export, work under way.
+        let xrechnung = self
+            .proposal(
+                vereinskasse,
+                "feature",
+                "XRechnung-Export für Rechnungen an öffentliche Auftraggeber",
+                "Rechnungen als XRechnung 3.0 (UBL und CII) ausgeben, validiert mit dem KoSIT-Validator.",
+                "funded",
+                &[
+                    ("UBL-Ausgabe mit Validierung", 450_000),
+                    ("CII-Ausgabe und Dokumentation", 350_000),
+                ],
+                -10,
+            )
+            .await?;
+        self.pledge(&xrechnung, stiftung, 500_000, true).await?;
+        self.pledge(&xrechnung, leipzig, 150_000, true).await?;
+        self.pledge(&xrechnung, tafel, 100_000, false).await?;
+        self.pledge(&xrechnung, musterhausen, 50_000, true).await?;
+
+        // Open for funding: maintenance contract, part pledged.
+        let wartung = self
+            .proposal(
+                ratsinfo,
+                "maintenance",
+                "Wartungsvertrag 2027: Sicherheitsupdates und Releases",
+                "Sicherheitslücken innerhalb von 72 Stunden behoben, ein Release pro Quartal, Support per Ticket.",
+                "open",
+                &[
+                    ("Wartung 1. Quartal 2027", 240_000),
+                    ("Wartung 2. Quartal 2027", 240_000),
+                    ("Wartung 3. Quartal 2027", 240_000),
+                    ("Wartung 4. Quartal 2027", 240_000),
+                ],
+                30,
+            )
+            .await?;
+        self.pledge(&wartung, musterhausen, 300_000, true).await?;
+        self.pledge(&wartung, kit_sued, 250_000, true).await?;
+
+        // Open for funding: offline tiles, just started.
+        let offline = self
+            .proposal(
+                kartenwerk,
+                "feature",
+                "Offline-Kartenpakete für Einsatzkräfte",
+                "Kartenausschnitte als Paket herunterladen und ohne Netz nutzen, mit Aktualisierung per Differenz.",
+                "open",
+                &[
+                    ("Paketformat und Export", 500_000),
+                    ("Offline-Anzeige und Aktualisierung", 700_000),
+                ],
+                45,
+            )
+            .await?;
+        self.pledge(&offline, kit_sued, 200_000, false).await?;
+
+        // Draft: a request waiting for the maintainer's quote.
+        self.proposal(
+            vereinskasse,
+            "feature",
+            "SEPA-Lastschriften für Mitgliedsbeiträge",
+            "Mandate verwalten und Beitragseinzüge als pain.008 erzeugen.",
+            "draft",
+            &[("Mandatsverwaltung und pain.008-Export", 400_000)],
+            0,
+        )
+        .await?;
+
+        // Expired: the goal was not reached by the deadline; every pledge went back.
+        let expired = self
+            .proposal(
+                kartenwerk,
+                "feature",
+                "Routing für Lastenräder",
+                "Routenprofil für Lastenräder mit Breiten- und Steigungsgrenzen.",
+                "expired",
+                &[("Routenprofil und Tests", 800_000)],
+                -5,
+            )
+            .await?;
+        let refund_a = self.pledge(&expired, leipzig, 60_000, true).await?;
+        let refund_b = self.pledge(&expired, tafel, 20_000, false).await?;
+        for pledge in [refund_a, refund_b] {
+            self.refund(&expired, &pledge).await?;
+        }
+        Ok(())
+    }
+
+    async fn post(&mut self, new: NewTransaction) -> Result<String, DemoError> {
+        let posted = ledger::post(self.conn, new).await?;
+        self.summary.transactions += 1;
+        Ok(posted.into_transaction().id)
+    }
+
+    /// An organisation that joined: membership, shares, dues and a wallet top-up, by transfer.
+    async fn member(&mut self, org: &Org, number: i64) -> Result<String, DemoError> {
+        let id = new_id();
+        let joined = self.now - (400 - number * 30) * DAY_MS;
+        sqlx::query(
+            "INSERT INTO organisations
+                 (id, slug, legal_name, kind, postcode, city, country, leitweg_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 'DE', $7, $8)",
+        )
+        .bind(&id)
+        .bind(org.slug)
+        .bind(org.legal_name)
+        .bind(org.kind)
+        .bind(org.postcode)
+        .bind(org.city)
+        .bind(org.leitweg_id)
+        .bind(joined)
+        .execute(&mut *self.conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO memberships (id, organisation_id, member_number, shares, joined_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(&id)
+        .bind(number)
+        .bind(org.shares)
+        .bind(joined)
+        .execute(&mut *self.conn)
+        .await?;
+        let wallet = AccountId::wallet(&id);
+        ledger::open_account(self.conn, &wallet, AccountKind::Wallet).await?;
+
+        let bank = AccountId::external_bank;
+        self.post(NewTransaction::transfer(
+            format!("demo:shares:{}", org.slug),
+            TxKind::Shares,
+            format!("{} Geschäftsanteile, {}", org.shares, org.legal_name),
+            Actor::cli(),
+            bank(),
+            AccountId::capital(),
+            SHARE.checked_mul(org.shares)?,
+        )?)
+        .await?;
+        self.post(NewTransaction::transfer(
+            format!("demo:dues:{}", org.slug),
+            TxKind::Dues,
+            format!("Jahresbeitrag 2026, {}", org.legal_name),
+            Actor::cli(),
+            bank(),
+            AccountId::pool(),
+            Money::from_cents(org.dues),
+        )?)
+        .await?;
+        self.post(NewTransaction::transfer(
+            format!("demo:top-up:{}", org.slug),
+            TxKind::TopUp,
+            format!("Guthaben aufgeladen, {}", org.legal_name),
+            Actor::cli(),
+            bank(),
+            wallet,
+            Money::from_cents(org.top_up),
+        )?)
+        .await?;
+        self.summary.organisations += 1;
+        Ok(id)
+    }
+
+    async fn project(&mut self, project: &Project) -> Result<String, DemoError> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO projects (id, slug, name, summary, repository_url, licence, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(project.slug)
+        .bind(project.name)
+        .bind(project.summary)
+        .bind(project.repository_url)
+        .bind(project.licence)
+        .bind(self.now - 300 * DAY_MS)
+        .execute(&mut *self.conn)
+        .await?;
+        ledger::open_account(self.conn, &AccountId::payable(&id), AccountKind::Payable).await?;
+        self.summary.projects += 1;
+        Ok(id)
+    }
+
+    /// A proposal with its milestones; `deadline_days` from now (negative: in the past).
+    #[allow(clippy::too_many_arguments)]
+    async fn proposal(
+        &mut self,
+        project_id: &str,
+        kind: &str,
+        title: &str,
+        summary: &str,
+        status: &str,
+        milestones: &[(&str, i64)],
+        deadline_days: i64,
+    ) -> Result<String, DemoError> {
+        let id = new_id();
+        let goal = Money::checked_sum(milestones.iter().map(|(_, c)| Money::from_cents(*c)))?;
+        let deadline = (status != "draft").then(|| self.now + deadline_days * DAY_MS);
+        sqlx::query(
+            "INSERT INTO proposals
+                 (id, project_id, kind, title, summary, status, funding_goal, funding_deadline, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&id)
+        .bind(project_id)
+        .bind(kind)
+        .bind(title)
+        .bind(summary)
+        .bind(status)
+        .bind(goal.cents())
+        .bind(deadline)
+        .bind(self.now - (60 - deadline_days.min(0)) * DAY_MS)
+        .execute(&mut *self.conn)
+        .await?;
+        for (position, (title, cents)) in milestones.iter().enumerate() {
+            let position = i64::try_from(position).unwrap_or(0) + 1;
+            let milestone_status = if status == "completed" {
+                "released"
+            } else {
+                "planned"
+            };
+            sqlx::query(
+                "INSERT INTO milestones
+                     (id, proposal_id, position, title, acceptance_criteria, amount, due_at, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(new_id())
+            .bind(&id)
+            .bind(position)
+            .bind(*title)
+            .bind(summary)
+            .bind(*cents)
+            .bind(self.now + (deadline_days + 30 * position) * DAY_MS)
+            .bind(milestone_status)
+            .execute(&mut *self.conn)
+            .await?;
+        }
+        if status != "draft" {
+            ledger::open_account(self.conn, &AccountId::escrow(&id), AccountKind::Escrow).await?;
+        }
+        self.summary.proposals += 1;
+        Ok(id)
+    }
+
+    async fn pledge(
+        &mut self,
+        proposal_id: &str,
+        organisation_id: &str,
+        cents: i64,
+        show_publicly: bool,
+    ) -> Result<DemoPledge, DemoError> {
+        let id = new_id();
+        let wallet = AccountId::wallet(organisation_id);
+        let transaction_id = self
+            .post(
+                NewTransaction::transfer(
+                    format!("demo:pledge:{id}"),
+                    TxKind::Pledge,
+                    "Zusage",
+                    Actor::cli(),
+                    wallet.clone(),
+                    AccountId::escrow(proposal_id),
+                    Money::from_cents(cents),
+                )?
+                .for_proposal(proposal_id),
+            )
+            .await?;
+        sqlx::query(
+            "INSERT INTO pledges
+                 (id, proposal_id, organisation_id, source_account, committed, show_publicly,
+                  transaction_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&id)
+        .bind(proposal_id)
+        .bind(organisation_id)
+        .bind(wallet.as_str())
+        .bind(cents)
+        .bind(i64::from(show_publicly))
+        .bind(&transaction_id)
+        .bind(self.now)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(DemoPledge {
+            id,
+            organisation_id: organisation_id.to_owned(),
+            committed: cents,
+            released: 0,
+        })
+    }
+
+    /// An accepted milestone: escrow → maintainer, less the cooperative's fee; the pledges give
+    /// their shares pro rata to what each still has open.
+    async fn release(
+        &mut self,
+        proposal_id: &str,
+        project_id: &str,
+        pledges: &mut [DemoPledge],
+        cents: i64,
+        milestone: &str,
+    ) -> Result<(), DemoError> {
+        let amount = Money::from_cents(cents);
+        let fee = Money::from_cents(cents * FEE_BASIS_POINTS / 10_000);
+        let open: Vec<i64> = pledges.iter().map(|p| p.committed - p.released).collect();
+        let shares = split_pro_rata(amount, &open)?;
+        self.post(
+            NewTransaction::new(
+                format!("demo:release:{proposal_id}:{milestone}"),
+                TxKind::Release,
+                format!("Meilenstein {milestone} abgenommen und freigegeben"),
+                Actor::cli(),
+            )
+            .posting(AccountId::escrow(proposal_id), amount.checked_neg()?)
+            .posting(AccountId::payable(project_id), amount.checked_sub(fee)?)
+            .posting(AccountId::fees(), fee)
+            .for_proposal(proposal_id),
+        )
+        .await?;
+        for (pledge, share) in pledges.iter_mut().zip(shares) {
+            pledge.released += share.cents();
+            sqlx::query("UPDATE pledges SET released = $1 WHERE id = $2")
+                .bind(pledge.released)
+                .bind(&pledge.id)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn payout(&mut self, project_id: &str) -> Result<(), DemoError> {
+        let payable = AccountId::payable(project_id);
+        let amount = ledger::balance(self.conn, &payable).await?;
+        self.post(NewTransaction::transfer(
+            format!("demo:payout:{project_id}"),
+            TxKind::Payout,
+            "Auszahlung per SEPA-Überweisung",
+            Actor::cli(),
+            payable,
+            AccountId::external_payouts(),
+            amount,
+        )?)
+        .await?;
+        Ok(())
+    }
+
+    async fn refund(&mut self, proposal_id: &str, pledge: &DemoPledge) -> Result<(), DemoError> {
+        let open = Money::from_cents(pledge.committed - pledge.released);
+        self.post(
+            NewTransaction::transfer(
+                format!("demo:refund:{}", pledge.id),
+                TxKind::Refund,
+                "Finanzierungsziel nicht erreicht: Zusage zurück",
+                Actor::system(),
+                AccountId::escrow(proposal_id),
+                AccountId::wallet(&pledge.organisation_id),
+                open,
+            )?
+            .for_proposal(proposal_id),
+        )
+        .await?;
+        sqlx::query("UPDATE pledges SET refunded = $1 WHERE id = $2")
+            .bind(open.cents())
+            .bind(&pledge.id)
+            .execute(&mut *self.conn)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! The `allmende` command: serve, migrate, verify, demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use allmende::config::{Config, Overrides, redact_url};
+use allmende::db::Db;
+
+#[derive(Parser)]
+#[command(
+    name = "allmende",
+    version,
+    about = "Allmende: organisations pool money to fund the open-source software they depend on"
+)]
+struct Cli {
+    /// A TOML file with settings (see README: Configuration); ALLMENDE_* variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// The database: sqlite://path/to/file.db (default sqlite://data/allmende.db) or postgres://…
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the web server (migrates the database first).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:3000 (overrides ALLMENDE_BIND).
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        /// On an empty database, load the demo cooperative first.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Runs the database migrations that have not run yet.
+    Migrate,
+    /// Checks the ledger's invariants and prints each check; exits non-zero on any violation.
+    Verify,
+    /// Fills an empty database with a small demo cooperative.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ALLMENDE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let bind = match &cli.command {
+        Command::Serve { bind, .. } => bind.clone(),
+        _ => None,
+    };
+    let config = Config::load(
+        cli.config.as_deref(),
+        &Overrides {
+            database_url: cli.database.clone(),
+            bind,
+        },
+    )?;
+    let db = Db::connect(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            redact_url(&config.database_url)
+        )
+    })?;
+    db.migrate().await.context("cannot migrate the database")?;
+
+    match cli.command {
+        Command::Migrate => {
+            println!(
+                "database {} is up to date",
+                redact_url(&config.database_url)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => {
+            let mut conn = db.pool().acquire().await?;
+            let report = allmende::verify::run(&mut conn).await?;
+            println!("{report}");
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Demo => {
+            let summary = allmende::demo::load(&db).await?;
+            println!(
+                "demo loaded: {} organisations, {} projects, {} proposals, {} ledger transactions",
+                summary.organisations, summary.projects, summary.proposals, summary.transactions
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { demo, .. } => {
+            if demo {
+                match allmende::demo::load(&db).await {
+                    Ok(summary) => tracing::info!(
+                        organisations = summary.organisations,
+                        proposals = summary.proposals,
+                        "demo loaded"
+                    ),
+                    Err(allmende::demo::DemoError::NotEmpty) => {
+                        tracing::info!("the database holds data already; demo not loaded")
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            let listener = tokio::net::TcpListener::bind(config.bind)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.bind))?;
+            let address = listener.local_addr()?;
+            tracing::info!(database = %redact_url(&config.database_url), backend = db.backend().name(), "serving");
+            println!("Allmende läuft auf / is running at http://{address}/");
+            let state = allmende::web::AppState::new(db.clone(), config);
+            allmende::web::serve(state, listener, allmende::web::shutdown_signal()).await?;
+            db.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

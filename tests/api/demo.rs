@@ -1,0 +1,42 @@
+//! The demo cooperative.
+
+use allmende::demo::{self, DemoError};
+use allmende::ledger::AccountId;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn the_demo_fills_an_empty_database_with_a_cooperative_that_balances() {
+    let app = spawn_app().await;
+    let summary = demo::load(&app.db).await.unwrap();
+    assert_eq!(summary.organisations, 5);
+    assert!(summary.projects >= 3);
+    assert!(summary.proposals >= 5);
+    app.assert_books_balance().await;
+
+    let mut conn = app.conn().await;
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT status FROM proposals ORDER BY status")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    for stage in ["completed", "draft", "expired", "funded", "open"] {
+        assert!(statuses.iter().any(|s| s == stage), "no {stage} proposal");
+    }
+    drop(conn);
+    // Money went everywhere DESIGN.md names: capital, pool, escrow, fees, payouts.
+    assert_eq!(app.balance(&AccountId::capital()).await, 14 * 10_000);
+    assert_eq!(app.balance(&AccountId::pool()).await, 168_000);
+    // The completed proposal: 15,000 EUR released, 5 % fee kept, the rest paid out.
+    assert_eq!(app.balance(&AccountId::fees()).await, 75_000);
+    assert_eq!(app.balance(&AccountId::external_payouts()).await, 1_425_000);
+}
+
+#[tokio::test]
+async fn the_demo_refuses_a_database_that_holds_data() {
+    let app = spawn_app().await;
+    demo::load(&app.db).await.unwrap();
+    let again = demo::load(&app.db).await;
+    assert!(matches!(again, Err(DemoError::NotEmpty)), "{again:?}");
+    app.assert_books_balance().await;
+}

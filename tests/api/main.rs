@@ -1,0 +1,11 @@
+//! Integration tests: one binary, the real server on a random port, a fresh database per test.
+//! SQLite by default; PostgreSQL when ALLMENDE_TEST_DATABASE_URL=postgres://… is set.
+
+// Tests state their expectations with unwrap: a failure is the test failing.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod demo;
+mod helpers;
+mod ledger;
+mod web;
