@@ -16,9 +16,3 @@ pub mod money;
 pub mod verify;
 pub mod web;
 
-/// Connects, runs the migrations and returns the state the web layer needs.
-pub async fn prepare(config: config::Config) -> anyhow::Result<web::AppState> {
-    let db = db::Db::connect(&config.database_url).await?;
-    db.migrate().await?;
-    Ok(web::AppState::new(db, config))
-}
