@@ -61,6 +61,16 @@ pub struct Config {
     pub mail_from: String,
     pub mail_transport: MailTransport,
     pub stripe: Option<StripeConfig>,
+    /// The price of one cooperative share.
+    pub share_price: Money,
+    /// What each member owes per calendar year.
+    pub annual_dues: Money,
+    /// A Markdown file with the cooperative's statutes; `None` shows the demo statutes.
+    pub statutes_path: Option<PathBuf>,
+    /// A session ends after this long without a request.
+    pub session_idle_minutes: i64,
+    /// Behind a reverse proxy, the visitor's address is the last one in `X-Forwarded-For`.
+    pub behind_proxy: bool,
 }
 
 impl fmt::Debug for Config {
@@ -77,6 +87,11 @@ impl fmt::Debug for Config {
             .field("mail_from", &self.mail_from)
             .field("mail_transport", &self.mail_transport)
             .field("stripe", &self.stripe)
+            .field("share_price", &self.share_price)
+            .field("annual_dues", &self.annual_dues)
+            .field("statutes_path", &self.statutes_path)
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("behind_proxy", &self.behind_proxy)
             .finish()
     }
 }
@@ -128,6 +143,11 @@ pub const SETTINGS: &[&str] = &[
     "stripe.secret_key",
     "stripe.webhook_secret",
     "stripe.publishable_key",
+    "membership.share_price",
+    "membership.annual_dues",
+    "membership.statutes",
+    "session.idle_minutes",
+    "behind_proxy",
 ];
 
 pub fn env_name(setting: &str) -> String {
@@ -291,11 +311,14 @@ impl Config {
             })?;
 
         let (mail_from, origin) = text("mail.from", "Allmende <noreply@allmende.invalid>");
-        if !mail_from.contains('@') {
+        // Checked as the mailer will read it, so a sender it cannot use stops start-up here.
+        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
             return Err(invalid(
                 "mail.from",
                 origin,
-                format!("`{mail_from}` is not a mail address"),
+                format!(
+                    "`{mail_from}` is not a mail address, like Allmende <noreply@allmende.example>"
+                ),
             ));
         }
 
@@ -303,10 +326,26 @@ impl Config {
         let mail_transport = match transport.as_str() {
             "folder" => MailTransport::Folder(data_dir.join("outbox")),
             "smtp" => match layers.get("mail.smtp_url") {
-                Some((url, _)) if url.starts_with("smtp") => {
-                    MailTransport::Smtp(Secret::new(url.trim()))
+                Some((url, url_origin)) => {
+                    let url = url.trim();
+                    // lettre reads the URL when the mailer starts; reading it here names the
+                    // setting. The URL is shown without its password.
+                    if let Err(error) =
+                        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+                    {
+                        return Err(invalid(
+                            "mail.smtp_url",
+                            url_origin.to_owned(),
+                            format!(
+                                "`{}` is not an SMTP URL ({error}); use smtps://user:password@host:465, \
+                                 smtp://user:password@host:587?tls=required, or smtp://host:25 without TLS",
+                                redact_url(url)
+                            ),
+                        ));
+                    }
+                    MailTransport::Smtp(Secret::new(url))
                 }
-                _ => {
+                None => {
                     return Err(invalid(
                         "mail.smtp_url",
                         origin,
@@ -344,6 +383,63 @@ impl Config {
             }
         };
 
+        let amount = |name: &'static str, default: &str| -> Result<Money, ConfigError> {
+            let (text, origin) = text(name, default);
+            Money::parse(&text, max_amount)
+                .ok()
+                .filter(|m| m.is_positive())
+                .ok_or_else(|| {
+                    invalid(
+                        name,
+                        origin,
+                        format!("`{text}` is not a positive amount in euros, like 100 or 120,50"),
+                    )
+                })
+        };
+        let share_price = amount("membership.share_price", "100")?;
+        let annual_dues = amount("membership.annual_dues", "120")?;
+
+        let statutes_path = match layers.get("membership.statutes") {
+            None => None,
+            Some((path, origin)) => {
+                let path = PathBuf::from(path.trim());
+                if !path.is_file() {
+                    return Err(invalid(
+                        "membership.statutes",
+                        origin.to_owned(),
+                        format!("{} is not a readable Markdown file", path.display()),
+                    ));
+                }
+                Some(path)
+            }
+        };
+
+        let (idle, origin) = text("session.idle_minutes", "480");
+        let session_idle_minutes = idle
+            .parse::<i64>()
+            .ok()
+            .filter(|m| (5..=60 * 24 * 30).contains(m))
+            .ok_or_else(|| {
+                invalid(
+                    "session.idle_minutes",
+                    origin,
+                    format!("`{idle}` is not a number of minutes from 5 to 43200"),
+                )
+            })?;
+
+        let (proxy, origin) = text("behind_proxy", "false");
+        let behind_proxy = match proxy.as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            other => {
+                return Err(invalid(
+                    "behind_proxy",
+                    origin,
+                    format!("`{other}` is neither true nor false"),
+                ));
+            }
+        };
+
         Ok(Config {
             bind,
             base_url,
@@ -356,6 +452,11 @@ impl Config {
             mail_from,
             mail_transport,
             stripe,
+            share_price,
+            annual_dues,
+            statutes_path,
+            session_idle_minutes,
+            behind_proxy,
         })
     }
 }
@@ -394,6 +495,7 @@ fn flatten(
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
             other => other.to_string(),
         };
         layers.set(known, text, origin.to_owned());
@@ -498,6 +600,52 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert!(shown.contains("redacted"));
+    }
+
+    #[test]
+    fn a_wrong_smtp_url_is_named_without_its_password() {
+        let err = Config::load_from(
+            None,
+            &env(&[
+                ("ALLMENDE_MAIL_TRANSPORT", "smtp"),
+                (
+                    "ALLMENDE_MAIL_SMTP_URL",
+                    "smtp://mail:mailpass@smtp.example?tls=always",
+                ),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("mail.smtp_url"), "{err}");
+        assert!(err.contains("ALLMENDE_MAIL_SMTP_URL"), "{err}");
+        assert!(!err.contains("mailpass"), "{err}");
+
+        for url in [
+            "smtps://mail:mailpass@smtp.example:465",
+            "smtp://mail:mailpass@smtp.example:587?tls=required",
+            "smtp://127.0.0.1:2525",
+        ] {
+            let config = Config::load_from(
+                None,
+                &env(&[
+                    ("ALLMENDE_MAIL_TRANSPORT", "smtp"),
+                    ("ALLMENDE_MAIL_SMTP_URL", url),
+                ]),
+                &Overrides::default(),
+            )
+            .unwrap();
+            assert_eq!(config.mail_transport, MailTransport::Smtp(Secret::new(url)));
+        }
+
+        let err = Config::load_from(
+            None,
+            &env(&[("ALLMENDE_MAIL_FROM", "Allmende <nobody>")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("mail.from"), "{err}");
     }
 
     #[test]

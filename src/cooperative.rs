@@ -37,9 +37,11 @@ pub async fn overview(conn: &mut AnyConnection) -> Result<Overview, LedgerError>
     let pool = ledger::balance(conn, &AccountId::pool()).await?;
     let capital = ledger::balance(conn, &AccountId::capital()).await?;
     let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
-    let members = count(
-        "SELECT CAST(COUNT(DISTINCT organisation_id) AS BIGINT) FROM memberships WHERE left_at IS NULL",
+    let members: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(DISTINCT organisation_id) AS BIGINT) FROM memberships
+         WHERE left_at IS NULL OR left_at > $1",
     )
+    .bind(crate::db::now_ms())
     .fetch_one(&mut *conn)
     .await?;
     let projects = count("SELECT CAST(COUNT(*) AS BIGINT) FROM projects")

@@ -19,6 +19,8 @@ pub enum DemoError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Money(#[from] MoneyError),
+    #[error("hashing the demo password: {0}")]
+    Password(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -26,6 +28,7 @@ pub enum DemoError {
 /// What the demo created, for the command's output.
 #[derive(Debug, Default)]
 pub struct DemoSummary {
+    pub people: usize,
     pub organisations: usize,
     pub projects: usize,
     pub proposals: usize,
@@ -36,9 +39,19 @@ const DAY_MS: i64 = 86_400_000;
 /// One cooperative share: 100 EUR.
 const SHARE: Money = Money::from_cents(10_000);
 const FEE_BASIS_POINTS: i64 = 500;
+/// Every demo account's password (README: "Demo accounts").
+pub const DEMO_PASSWORD: &str = "allmende-demo-2026";
+/// The cooperative's staff in the demo: name, address, platform role.
+const STAFF: &[(&str, &str, &str)] = &[
+    ("Anna Adler", "admin@allmende.example", "admin"),
+    ("Vera Vogt", "vorstand@allmende.example", "board"),
+    ("Karl Kaiser", "kasse@allmende.example", "treasurer"),
+];
 
 struct Org {
     slug: &'static str,
+    /// The person who acts for it as org admin.
+    admin: (&'static str, &'static str),
     legal_name: &'static str,
     kind: &'static str,
     city: &'static str,
@@ -52,17 +65,19 @@ struct Org {
 const ORGS: &[Org] = &[
     Org {
         slug: "stadt-musterhausen",
+        admin: ("Jonas Becker", "it@musterhausen.example"),
         legal_name: "Stadt Musterhausen",
         kind: "municipality",
         city: "Musterhausen",
         postcode: "34567",
-        leitweg_id: Some("06634012-MUSTERHSN-47"),
+        leitweg_id: Some("06634012-MUSTERHSN-75"),
         shares: 5,
         dues: 60_000,
         top_up: 2_500_000,
     },
     Org {
         slug: "offene-daten-leipzig",
+        admin: ("Mira Schulz", "vorstand@offene-daten-leipzig.example"),
         legal_name: "Offene Daten Leipzig e. V.",
         kind: "association",
         city: "Leipzig",
@@ -74,6 +89,7 @@ const ORGS: &[Org] = &[
     },
     Org {
         slug: "stiftung-digitale-teilhabe",
+        admin: ("Dr. Lena Hoffmann", "foerderung@digitale-teilhabe.example"),
         legal_name: "Stiftung Digitale Teilhabe",
         kind: "foundation",
         city: "Berlin",
@@ -85,8 +101,9 @@ const ORGS: &[Org] = &[
     },
     Org {
         slug: "tafel-rhein-main",
+        admin: ("Ali Yilmaz", "it@tafel-rhein-main.example"),
         legal_name: "Tafel Rhein-Main e. V.",
-        kind: "charity",
+        kind: "association",
         city: "Frankfurt am Main",
         postcode: "60311",
         leitweg_id: None,
@@ -96,11 +113,12 @@ const ORGS: &[Org] = &[
     },
     Org {
         slug: "kommunale-it-sued",
+        admin: ("Petra Wagner", "beschaffung@kit-sued.example"),
         legal_name: "Zweckverband Kommunale IT Süd",
         kind: "public_body",
         city: "Augsburg",
         postcode: "86150",
-        leitweg_id: Some("09761000-KITSUED-12"),
+        leitweg_id: Some("09761000-KITSUED-03"),
         shares: 4,
         dues: 48_000,
         top_up: 2_000_000,
@@ -157,10 +175,15 @@ pub async fn load(db: &Db) -> Result<DemoSummary, DemoError> {
     if existing > 0 {
         return Err(DemoError::NotEmpty);
     }
+    // One hash for all demo accounts: they share the published demo password anyway.
+    let password_hash = crate::people::password::hash(DEMO_PASSWORD)
+        .await
+        .map_err(|e| DemoError::Password(e.to_string()))?;
     let mut demo = Demo {
         conn: &mut tx,
         now: now_ms(),
         summary: DemoSummary::default(),
+        password_hash,
     };
     demo.fill().await?;
     let summary = demo.summary;
@@ -172,6 +195,7 @@ struct Demo<'c> {
     conn: &'c mut AnyConnection,
     now: i64,
     summary: DemoSummary,
+    password_hash: String,
 }
 
 /// A pledge made in the demo: who, how much, and what has become of it.
@@ -184,6 +208,19 @@ struct DemoPledge {
 
 impl Demo<'_> {
     async fn fill(&mut self) -> Result<(), DemoError> {
+        for (name, email, role) in STAFF {
+            let id = self.person(name, email).await?;
+            sqlx::query(
+                "INSERT INTO platform_roles (person_id, role, granted_by, granted_at)
+                 VALUES ($1, $2, 'cli', $3)",
+            )
+            .bind(&id)
+            .bind(*role)
+            .bind(self.now)
+            .execute(&mut *self.conn)
+            .await?;
+        }
+        self.applicant().await?;
         let mut orgs = Vec::new();
         for (number, org) in ORGS.iter().enumerate() {
             orgs.push(
@@ -327,35 +364,49 @@ impl Demo<'_> {
     async fn member(&mut self, org: &Org, number: i64) -> Result<String, DemoError> {
         let id = new_id();
         let joined = self.now - (400 - number * 30) * DAY_MS;
+        self.organisation(&id, org, joined).await?;
+        let membership_id = new_id();
         sqlx::query(
-            "INSERT INTO organisations
-                 (id, slug, legal_name, kind, postcode, city, country, leitweg_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'DE', $7, $8)",
+            "INSERT INTO memberships
+                 (id, organisation_id, member_number, shares, joined_at, statutes_version, admitted_by)
+             VALUES ($1, $2, $3, $4, $5, 'demo', 'cli')",
         )
-        .bind(&id)
-        .bind(org.slug)
-        .bind(org.legal_name)
-        .bind(org.kind)
-        .bind(org.postcode)
-        .bind(org.city)
-        .bind(org.leitweg_id)
-        .bind(joined)
-        .execute(&mut *self.conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO memberships (id, organisation_id, member_number, shares, joined_at)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(new_id())
+        .bind(&membership_id)
         .bind(&id)
         .bind(number)
         .bind(org.shares)
         .bind(joined)
         .execute(&mut *self.conn)
         .await?;
+        // Shares and this year's dues: owed, and paid (the transfers below).
+        let year = crate::members::membership::year_of(self.now);
+        for (kind, cents) in [
+            ("shares", SHARE.checked_mul(org.shares)?.cents()),
+            ("dues", org.dues),
+        ] {
+            sqlx::query(
+                "INSERT INTO member_obligations (id, membership_id, kind, year, amount, paid, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            )
+            .bind(new_id())
+            .bind(&membership_id)
+            .bind(kind)
+            .bind(year)
+            .bind(cents)
+            .bind(joined)
+            .execute(&mut *self.conn)
+            .await?;
+        }
+        crate::audit::record(
+            self.conn,
+            &Actor::cli(),
+            "membership.admitted",
+            &membership_id,
+            Some(&id),
+            serde_json::json!({ "member_number": number, "shares": org.shares }),
+        )
+        .await?;
         let wallet = AccountId::wallet(&id);
-        ledger::open_account(self.conn, &wallet, AccountKind::Wallet).await?;
-
         let bank = AccountId::external_bank;
         self.post(NewTransaction::transfer(
             format!("demo:shares:{}", org.slug),
@@ -387,8 +438,119 @@ impl Demo<'_> {
             Money::from_cents(org.top_up),
         )?)
         .await?;
-        self.summary.organisations += 1;
         Ok(id)
+    }
+
+    /// A demo account, verified, with the demo password.
+    async fn person(&mut self, name: &str, email: &str) -> Result<String, DemoError> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO people (id, name, email, password_hash, locale, email_verified_at,
+                                 password_changed_at, created_at)
+             VALUES ($1, $2, $3, $4, 'de', $5, $5, $5)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(email)
+        .bind(&self.password_hash)
+        .bind(self.now - 500 * DAY_MS)
+        .execute(&mut *self.conn)
+        .await?;
+        self.summary.people += 1;
+        Ok(id)
+    }
+
+    /// The organisation's row, its admin, its wallet.
+    async fn organisation(
+        &mut self,
+        id: &str,
+        org: &Org,
+        created_at: i64,
+    ) -> Result<(), DemoError> {
+        let (admin_name, admin_email) = org.admin;
+        sqlx::query(
+            "INSERT INTO organisations
+                 (id, slug, legal_name, kind, street, postcode, city, country, leitweg_id,
+                  representative, contact_name, contact_email, created_at)
+             VALUES ($1, $2, $3, $4, 'Marktplatz 1', $5, $6, 'DE', $7, $8, $9, $10, $11)",
+        )
+        .bind(id)
+        .bind(org.slug)
+        .bind(org.legal_name)
+        .bind(org.kind)
+        .bind(org.postcode)
+        .bind(org.city)
+        .bind(org.leitweg_id)
+        .bind(format!("Vorstand / Leitung: {admin_name}"))
+        .bind(admin_name)
+        .bind(admin_email)
+        .bind(created_at)
+        .execute(&mut *self.conn)
+        .await?;
+        let admin = self.person(admin_name, admin_email).await?;
+        sqlx::query(
+            "INSERT INTO organisation_people (organisation_id, person_id, role, added_at)
+             VALUES ($1, $2, 'admin', $3)",
+        )
+        .bind(id)
+        .bind(&admin)
+        .bind(created_at)
+        .execute(&mut *self.conn)
+        .await?;
+        crate::audit::record(
+            self.conn,
+            &Actor::person(&admin),
+            "organisation.created",
+            id,
+            Some(id),
+            serde_json::json!({ "legal_name": org.legal_name, "kind": org.kind }),
+        )
+        .await?;
+        ledger::open_account(self.conn, &AccountId::wallet(id), AccountKind::Wallet).await?;
+        self.summary.organisations += 1;
+        Ok(())
+    }
+
+    /// An organisation that has applied and waits for the board.
+    async fn applicant(&mut self) -> Result<(), DemoError> {
+        const APPLICANT: Org = Org {
+            slug: "buergerstiftung-neustadt",
+            admin: ("Sophie Neumann", "kontakt@buergerstiftung-neustadt.example"),
+            legal_name: "Bürgerstiftung Neustadt",
+            kind: "foundation",
+            city: "Neustadt an der Weinstraße",
+            postcode: "67433",
+            leitweg_id: None,
+            shares: 2,
+            dues: 0,
+            top_up: 0,
+        };
+        let id = new_id();
+        self.organisation(&id, &APPLICANT, self.now - 3 * DAY_MS)
+            .await?;
+        let statutes =
+            crate::members::statutes::load(None).map_err(|e| DemoError::Password(e.to_string()))?;
+        let admin: String = sqlx::query_scalar(
+            "SELECT person_id FROM organisation_people WHERE organisation_id = $1",
+        )
+        .bind(&id)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO membership_applications
+                 (id, organisation_id, shares, statutes_version, statutes_accepted_at, applied_by, note, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $5)",
+        )
+        .bind(new_id())
+        .bind(&id)
+        .bind(APPLICANT.shares)
+        .bind(&statutes.version)
+        .bind(self.now - 2 * DAY_MS)
+        .bind(&admin)
+        .bind("Wir möchten die Wartung von Ratsinfo offen mitfinanzieren.")
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
     }
 
     async fn project(&mut self, project: &Project) -> Result<String, DemoError> {

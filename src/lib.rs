@@ -6,13 +6,51 @@
 //! invariants in [`verify`], languages in [`i18n`], the cooperative's overview in
 //! [`cooperative`], the demo data in [`demo`], and HTTP in [`web`].
 
+pub mod audit;
+pub mod authz;
 pub mod config;
 pub mod cooperative;
 pub mod db;
 pub mod demo;
 pub mod i18n;
 pub mod ledger;
+pub mod mail;
+pub mod markdown;
+pub mod members;
 pub mod money;
+pub mod people;
 pub mod verify;
 pub mod web;
 
+/// Deletes what has expired (sessions, old login attempts) once an hour, until `stop` is true.
+pub fn spawn_housekeeping(
+    db: db::Db,
+    session_idle_ms: i64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match db.begin().await {
+                Ok(mut tx) => {
+                    let purged = async {
+                        people::sessions::purge_expired(&mut tx, session_idle_ms).await?;
+                        people::login::purge_old_attempts(&mut tx).await?;
+                        tx.commit().await
+                    }
+                    .await;
+                    if let Err(error) = purged {
+                        tracing::warn!(%error, "housekeeping failed; trying again later");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "housekeeping: no database connection"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+    })
+}

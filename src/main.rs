@@ -45,6 +45,25 @@ enum Command {
     Verify,
     /// Fills an empty database with a small demo cooperative.
     Demo,
+    /// Platform administration from the command line.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Makes a person a platform admin (creating the account if needed) and prints a link
+    /// with which they set their password.
+    Create {
+        /// The person's email address.
+        #[arg(long)]
+        email: String,
+        /// The person's name (for a new account).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -117,9 +136,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo => {
             let summary = allmende::demo::load(&db).await?;
             println!(
-                "demo loaded: {} organisations, {} projects, {} proposals, {} ledger transactions",
-                summary.organisations, summary.projects, summary.proposals, summary.transactions
+                "demo loaded: {} people, {} organisations, {} projects, {} proposals, {} ledger transactions",
+                summary.people,
+                summary.organisations,
+                summary.projects,
+                summary.proposals,
+                summary.transactions
             );
+            println!(
+                "demo accounts (password {}): admin@allmende.example, vorstand@allmende.example, kasse@allmende.example, it@musterhausen.example",
+                allmende::demo::DEMO_PASSWORD
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin {
+            command: AdminCommand::Create { email, name },
+        } => {
+            let mut tx = db.begin().await?;
+            let (person, link) =
+                allmende::people::create_by_cli(&mut tx, &email, &name, &config.base_url).await?;
+            allmende::people::roles::grant_by_cli(
+                &mut tx,
+                &person.id,
+                allmende::authz::PlatformRole::Admin,
+            )
+            .await?;
+            tx.commit().await?;
+            println!("{} <{}> is a platform admin.", person.name, person.email);
+            println!("They set their password here (valid for 24 hours): {link}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { demo, .. } => {
@@ -142,8 +186,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let address = listener.local_addr()?;
             tracing::info!(database = %redact_url(&config.database_url), backend = db.backend().name(), "serving");
             println!("Allmende läuft auf / is running at http://{address}/");
-            let state = allmende::web::AppState::new(db.clone(), config);
+            let mailer = allmende::mail::Mailer::from_config(&config).context("mail settings")?;
+            let idle_ms = config.session_idle_minutes * 60_000;
+            let state = allmende::web::AppState::new(db.clone(), config)
+                .context("cannot read the statutes")?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let mail_loop = allmende::mail::spawn_delivery_loop(
+                db.clone(),
+                mailer,
+                std::time::Duration::from_secs(5),
+                stopped.clone(),
+            );
+            let housekeeping = allmende::spawn_housekeeping(db.clone(), idle_ms, stopped);
             allmende::web::serve(state, listener, allmende::web::shutdown_signal()).await?;
+            let _ = stop.send(true);
+            let _ = mail_loop.await;
+            let _ = housekeeping.await;
             db.close().await;
             Ok(ExitCode::SUCCESS)
         }

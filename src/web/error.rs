@@ -1,14 +1,22 @@
 //! One error type for handlers: logs what went wrong inside, shows the user a plain message in
 //! their language. The page itself is rendered by the `error_pages` middleware, which knows the
-//! visitor's language.
+//! visitor's language and the page they asked for.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+
+use crate::authz::Denied;
+use crate::members::MembersError;
+use crate::members::membership::MembershipError;
+use crate::people::PeopleError;
+use crate::people::login::LoginError;
 
 /// Marks a response whose body is to be an error page; carries the message's catalogue key.
 #[derive(Clone, Debug)]
 pub struct ErrorPage {
     pub message_key: &'static str,
+    /// Not logged in: the middleware sends the visitor to the login page instead.
+    pub login_required: bool,
 }
 
 #[derive(Debug)]
@@ -18,30 +26,49 @@ pub struct AppError {
     pub message_key: &'static str,
     /// What went wrong inside, for the log only.
     pub internal: Option<anyhow::Error>,
+    login_required: bool,
 }
 
 impl AppError {
-    pub fn not_found() -> Self {
+    pub fn status(status: StatusCode, message_key: &'static str) -> Self {
         Self {
-            status: StatusCode::NOT_FOUND,
-            message_key: "error.not_found",
+            status,
+            message_key,
             internal: None,
+            login_required: false,
         }
     }
 
+    pub fn not_found() -> Self {
+        Self::status(StatusCode::NOT_FOUND, "error.not_found")
+    }
+
     pub fn bad_request(message_key: &'static str) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message_key,
-            internal: None,
-        }
+        Self::status(StatusCode::BAD_REQUEST, message_key)
+    }
+
+    pub fn conflict(message_key: &'static str) -> Self {
+        Self::status(StatusCode::CONFLICT, message_key)
     }
 
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
         Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message_key: "error.internal",
             internal: Some(error.into()),
+            ..Self::status(StatusCode::INTERNAL_SERVER_ERROR, "error.internal")
+        }
+    }
+}
+
+impl From<Denied> for AppError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::NotLoggedIn => Self {
+                login_required: true,
+                ..Self::status(StatusCode::UNAUTHORIZED, denied.message_key())
+            },
+            Denied::EmailNotVerified | Denied::Forbidden => {
+                Self::status(StatusCode::FORBIDDEN, denied.message_key())
+            }
         }
     }
 }
@@ -64,6 +91,62 @@ impl From<minijinja::Error> for AppError {
     }
 }
 
+impl From<crate::mail::MailError> for AppError {
+    fn from(error: crate::mail::MailError) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<MembersError> for AppError {
+    fn from(error: MembersError) -> Self {
+        match error {
+            MembersError::Denied(denied) => denied.into(),
+            MembersError::UnknownOrganisation | MembersError::UnknownPerson => Self::not_found(),
+            MembersError::LastAdmin => Self::conflict("organisation.last_admin"),
+            MembersError::AlreadyInOrganisation => Self::conflict("organisation.already_in"),
+            MembersError::InvitationInvalid => Self::status(StatusCode::GONE, "invitation.invalid"),
+            MembersError::InvitationForSomeoneElse => {
+                Self::status(StatusCode::FORBIDDEN, "invitation.someone_else")
+            }
+            MembersError::Membership(error) => error.into(),
+            // Forms with problems are re-rendered by their handlers; reaching here is a bug.
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<MembershipError> for AppError {
+    fn from(error: MembershipError) -> Self {
+        match error {
+            MembershipError::Denied(denied) => denied.into(),
+            MembershipError::StatutesChanged => Self::conflict("membership.statutes_changed"),
+            MembershipError::AlreadyMember => Self::conflict("membership.already_member"),
+            MembershipError::AlreadyApplied => Self::conflict("membership.already_applied"),
+            MembershipError::UnknownApplication | MembershipError::UnknownMembership => {
+                Self::not_found()
+            }
+            MembershipError::AlreadyLeaving => Self::conflict("membership.already_leaving"),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<PeopleError> for AppError {
+    fn from(error: PeopleError) -> Self {
+        match error {
+            PeopleError::TokenInvalid => Self::status(StatusCode::GONE, "token.invalid"),
+            PeopleError::InvalidEmail => Self::bad_request("register.email_invalid"),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<LoginError> for AppError {
+    fn from(error: LoginError) -> Self {
+        Self::internal(error)
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if let Some(internal) = &self.internal {
@@ -72,6 +155,7 @@ impl IntoResponse for AppError {
         let mut response = self.status.into_response();
         response.extensions_mut().insert(ErrorPage {
             message_key: self.message_key,
+            login_required: self.login_required,
         });
         response
     }

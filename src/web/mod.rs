@@ -2,7 +2,13 @@
 //! headers, tracing) and serving with graceful shutdown. Handlers translate HTTP to domain calls
 //! and back; rules and SQL live in the domain modules.
 
+mod account;
+mod admin;
+mod board;
+mod context;
 mod error;
+mod forms;
+mod organisations;
 mod pages;
 mod templates;
 
@@ -22,12 +28,13 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use context::Ctx;
 pub use error::{AppError, ErrorPage};
 pub use templates::Templates;
 
 use crate::config::Config;
 use crate::db::Db;
-use crate::i18n::{self, Locale};
+use crate::i18n;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -35,39 +42,109 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub templates: Arc<Templates>,
+    pub statutes: Arc<crate::members::statutes::Statutes>,
 }
 
 impl AppState {
-    pub fn new(db: Db, config: Config) -> Self {
-        Self {
+    /// Fails when the configured statutes cannot be read.
+    pub fn new(db: Db, config: Config) -> std::io::Result<Self> {
+        let statutes = crate::members::statutes::load(config.statutes_path.as_deref())?;
+        Ok(Self {
             db,
             config: Arc::new(config),
             templates: Arc::new(Templates::new()),
+            statutes: Arc::new(statutes),
+        })
+    }
+
+    pub fn terms(&self) -> crate::members::membership::Terms {
+        crate::members::membership::Terms {
+            share_price: self.config.share_price,
+            annual_dues: self.config.annual_dues,
         }
     }
 
-    /// Renders a page in the reader's language.
+    /// Renders a page for the visitor: the page's values plus what every page shows (who is
+    /// logged in, for which organisation they act, the navigation, a message from the last
+    /// request).
     pub fn render(
         &self,
-        locale: Locale,
+        ctx: &Ctx,
         template: &str,
-        ctx: minijinja::Value,
+        page: minijinja::Value,
     ) -> Result<Html<String>, AppError> {
-        Ok(Html(self.templates.render(template, locale, ctx)?))
+        let acting = ctx.acting_organisation_id();
+        let organisations: Vec<_> = ctx
+            .organisations
+            .iter()
+            .map(|(org, role)| {
+                minijinja::context! {
+                    id => org.id.clone(),
+                    slug => org.slug.clone(),
+                    legal_name => org.legal_name.clone(),
+                    role => role.as_str(),
+                    acting => acting.as_deref() == Some(org.id.as_str()),
+                }
+            })
+            .collect();
+        let roles: Vec<&str> = ctx
+            .principal
+            .platform_roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect();
+        let defaults = minijinja::context! {
+            person => ctx.person.as_ref().map(|p| minijinja::context! {
+                name => p.name.clone(),
+                email => p.email.clone(),
+                email_verified => p.email_verified,
+            }),
+            roles => roles,
+            organisations => organisations,
+            acting_organisation => organisations_acting(&ctx.organisations, acting.as_deref()),
+            csrf_token => ctx.existing_csrf_token(),
+            flash => ctx.take_flash(),
+        };
+        Ok(Html(
+            self.templates
+                .render(template, ctx.locale, page, defaults)?,
+        ))
     }
+}
+
+/// Any serialisable value, for a template.
+pub fn value<T: serde::Serialize>(value: &T) -> minijinja::Value {
+    minijinja::Value::from(minijinja::value::Serde(value))
+}
+
+fn organisations_acting(
+    organisations: &[(crate::members::Organisation, crate::authz::OrgRole)],
+    acting: Option<&str>,
+) -> Option<String> {
+    organisations
+        .iter()
+        .find(|(o, _)| Some(o.id.as_str()) == acting)
+        .map(|(o, _)| o.legal_name.clone())
 }
 
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let mut app = Router::new()
         .merge(pages::router())
+        .merge(account::router())
+        .merge(organisations::router())
+        .merge(board::router())
+        .merge(admin::router())
         .fallback(|| async { AppError::not_found() })
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");
             AppError::internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            context::load_visitor,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), error_pages))
-        .layer(middleware::from_fn_with_state(state.clone(), choose_locale))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -132,90 +209,66 @@ fn security_headers(config: &Config) -> Vec<(HeaderName, HeaderValue)> {
     headers
 }
 
-const LANGUAGE_COOKIE: &str = "lang";
-
-/// Picks the reader's language: `?lang=` (remembered in a cookie), the cookie, the browser's
-/// `Accept-Language`, then the instance's default.
-async fn choose_locale(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let asked = request.uri().query().and_then(|query| {
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(key, _)| key == "lang")
-            .and_then(|(_, value)| Locale::from_tag(&value))
-    });
-    let remembered = request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == LANGUAGE_COOKIE)
-        .and_then(|(_, value)| Locale::from_tag(value));
-    let browser = request
-        .headers()
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(i18n::negotiate);
-    let locale = asked
-        .or(remembered)
-        .or(browser)
-        .unwrap_or(state.config.default_locale);
-    request.extensions_mut().insert(locale);
-
-    let mut response = next.run(request).await;
-    if let Some(asked) = asked {
-        let secure = if state.config.base_url.scheme() == "https" {
-            "; Secure"
-        } else {
-            ""
-        };
-        let cookie = format!(
-            "{LANGUAGE_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly{secure}",
-            asked.as_str()
-        );
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
-    if let Ok(value) = HeaderValue::from_str(locale.as_str()) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LANGUAGE, value);
-    }
-    response.headers_mut().append(
-        header::VARY,
-        HeaderValue::from_static("Accept-Language, Cookie"),
-    );
-    response
-}
-
-/// Turns responses marked with [`ErrorPage`] into a page in the reader's language.
+/// Turns responses marked with [`ErrorPage`] into a page in the reader's language, or, when
+/// the visitor must log in first, into a redirect to the login page.
 async fn error_pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let locale = request
-        .extensions()
-        .get::<Locale>()
-        .copied()
-        .unwrap_or(state.config.default_locale);
+    let (locale, _) = context::choose_locale(&request, state.config.default_locale);
+    let return_to = (request.method() == axum::http::Method::GET)
+        .then(|| {
+            request
+                .uri()
+                .path_and_query()
+                .map(|pq| pq.as_str().to_owned())
+        })
+        .flatten();
     let response = next.run(request).await;
     let Some(page) = response.extensions().get::<ErrorPage>().cloned() else {
         return response;
     };
+    if page.login_required {
+        let target = match return_to {
+            Some(path) => format!(
+                "/login?next={}",
+                url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+            ),
+            None => "/login".to_owned(),
+        };
+        let mut redirect = axum::response::Redirect::to(&target).into_response();
+        for cookie in response.headers().get_all(header::SET_COOKIE) {
+            redirect
+                .headers_mut()
+                .append(header::SET_COOKIE, cookie.clone());
+        }
+        return redirect;
+    }
     let status = response.status();
     let ctx = minijinja::context! {
         status => status.as_u16(),
         message => i18n::t(locale, page.message_key),
     };
-    match state.templates.render("error.html", locale, ctx) {
+    let defaults = minijinja::context! {
+        person => (), roles => Vec::<String>::new(), organisations => Vec::<String>::new(),
+        acting_organisation => (), csrf_token => "", flash => (),
+    };
+    let mut rendered = match state.templates.render("error.html", locale, ctx, defaults) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
             tracing::error!(?error, "the error page itself failed to render");
             (status, i18n::t(locale, page.message_key)).into_response()
         }
+    };
+    // Keep the cookies (a new session, a language) the failed request set.
+    for cookie in response.headers().get_all(header::SET_COOKIE) {
+        rendered
+            .headers_mut()
+            .append(header::SET_COOKIE, cookie.clone());
     }
+    if let Ok(value) = HeaderValue::from_str(locale.as_str()) {
+        rendered
+            .headers_mut()
+            .insert(header::CONTENT_LANGUAGE, value);
+    }
+    rendered
 }
 
 /// Serves until `shutdown` completes, then finishes the requests under way.
@@ -224,9 +277,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -2,15 +2,14 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_embed::RustEmbed;
 
-use super::{AppError, AppState};
+use super::{AppError, AppState, Ctx};
 use crate::cooperative;
-use crate::i18n::Locale;
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
@@ -23,14 +22,12 @@ pub fn router() -> Router<AppState> {
         .route("/static/{*path}", get(serve_static))
 }
 
-async fn show_home(
-    State(state): State<AppState>,
-    Extension(locale): Extension<Locale>,
-) -> Result<Response, AppError> {
+async fn show_home(State(state): State<AppState>, ctx: Ctx) -> Result<Response, AppError> {
     let mut conn = state.db.pool().acquire().await?;
     let overview = cooperative::overview(&mut conn).await?;
+    drop(conn);
     let page = state.render(
-        locale,
+        &ctx,
         "home.html",
         minijinja::context! { overview => minijinja::Value::from(minijinja::value::Serde(&overview)) },
     )?;

@@ -1,7 +1,7 @@
 //! Templates: minijinja over the files in `templates/` (compiled into the binary), with the
 //! catalogue function `t`, and filters for money and dates in the reader's notation.
 
-use minijinja::value::{Kwargs, Value};
+use minijinja::value::{Kwargs, Value, merge_maps};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior};
 use rust_embed::RustEmbed;
 
@@ -31,22 +31,36 @@ impl Templates {
         Templates { env }
     }
 
-    /// Renders `name` for a reader of `locale`; `locale` is available to the template and its
+    /// Renders `name` for a reader of `locale`. `ctx` wins over `defaults` (what every page
+    /// has: the visitor, the navigation); `locale` is available to the template and its
     /// functions.
-    pub fn render(&self, name: &str, locale: Locale, ctx: Value) -> Result<String, Error> {
+    pub fn render(
+        &self,
+        name: &str,
+        locale: Locale,
+        ctx: Value,
+        defaults: Value,
+    ) -> Result<String, Error> {
         let base = minijinja::context! {
             locale => locale.as_str(),
             other_locale => match locale { Locale::De => "en", Locale::En => "de" },
         };
         self.env
             .get_template(name)?
-            .render(minijinja::context! { ..ctx, ..base })
+            .render(merge_maps([base, defaults, ctx]))
     }
 }
 
 impl Default for Templates {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Amounts go to templates as cents, for the `money` filter.
+impl From<Money> for Value {
+    fn from(amount: Money) -> Value {
+        Value::from(amount.cents())
     }
 }
 
@@ -81,4 +95,27 @@ fn date(state: &State, ms: i64) -> String {
 
 fn datetime(state: &State, ms: i64) -> String {
     i18n::format_datetime(ms, locale_of(state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_values_win_over_defaults() {
+        let mut env = Environment::new();
+        env.add_template("x.html", "{{ a }} {{ b }} {{ locale }}")
+            .unwrap_or_default();
+        // Later maps win, as `Templates::render` relies on.
+        let merged = merge_maps([
+            minijinja::context! { locale => "de" },
+            minijinja::context! { a => "default", b => "default" },
+            minijinja::context! { a => "page" },
+        ]);
+        let out = env
+            .get_template("x.html")
+            .and_then(|t| t.render(merged))
+            .unwrap_or_default();
+        assert_eq!(out, "page default de");
+    }
 }

@@ -9,7 +9,13 @@ use crate::helpers::spawn_app;
 async fn the_demo_fills_an_empty_database_with_a_cooperative_that_balances() {
     let app = spawn_app().await;
     let summary = demo::load(&app.db).await.unwrap();
-    assert_eq!(summary.organisations, 5);
+    // Five members and one applicant waiting for the board.
+    assert_eq!(summary.organisations, 6);
+    assert_eq!(
+        summary.people,
+        3 + 6,
+        "staff and one admin per organisation"
+    );
     assert!(summary.projects >= 3);
     assert!(summary.proposals >= 5);
     app.assert_books_balance().await;
@@ -23,6 +29,12 @@ async fn the_demo_fills_an_empty_database_with_a_cooperative_that_balances() {
     for stage in ["completed", "draft", "expired", "funded", "open"] {
         assert!(statuses.iter().any(|s| s == stage), "no {stage} proposal");
     }
+    let pending: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM membership_applications")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(pending, 1);
     drop(conn);
     // Money went everywhere DESIGN.md names: capital, pool, escrow, fees, payouts.
     assert_eq!(app.balance(&AccountId::capital()).await, 14 * 10_000);

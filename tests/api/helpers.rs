@@ -107,7 +107,7 @@ pub async fn spawn_app() -> TestApp {
         .await
         .expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
-    let state = allmende::web::AppState::new(db.clone(), config);
+    let state = allmende::web::AppState::new(db.clone(), config).expect("app state");
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = allmende::web::serve(state, listener, async {

@@ -8,4 +8,6 @@ mod cli;
 mod demo;
 mod helpers;
 mod ledger;
+mod mail;
+mod smtp_server;
 mod web;

@@ -1,0 +1,296 @@
+//! Authorization: the one place that answers "may this person do this to that?". Domain
+//! functions call [`authorize`] before they change anything; web handlers never decide it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformRole {
+    Board,
+    Treasurer,
+    Admin,
+}
+
+impl PlatformRole {
+    pub const ALL: [PlatformRole; 3] = [
+        PlatformRole::Board,
+        PlatformRole::Treasurer,
+        PlatformRole::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlatformRole::Board => "board",
+            PlatformRole::Treasurer => "treasurer",
+            PlatformRole::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgRole {
+    Member,
+    Admin,
+}
+
+impl OrgRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgRole::Admin => "admin",
+            OrgRole::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "admin" => Some(OrgRole::Admin),
+            "member" => Some(OrgRole::Member),
+            _ => None,
+        }
+    }
+}
+
+/// Who is asking: nobody (a visitor) or a person with their roles.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Principal {
+    pub person_id: Option<String>,
+    pub email_verified: bool,
+    pub platform_roles: BTreeSet<PlatformRole>,
+    /// Organisation id → the person's role in it.
+    pub organisations: BTreeMap<String, OrgRole>,
+}
+
+impl Principal {
+    pub fn visitor() -> Self {
+        Self::default()
+    }
+
+    pub fn has(&self, role: PlatformRole) -> bool {
+        self.platform_roles.contains(&role)
+    }
+
+    pub fn role_in(&self, organisation_id: &str) -> Option<OrgRole> {
+        self.organisations.get(organisation_id).copied()
+    }
+
+    pub fn is_admin_of(&self, organisation_id: &str) -> bool {
+        self.role_in(organisation_id) == Some(OrgRole::Admin)
+    }
+
+    /// The actor recorded in the ledger and the audit trail.
+    pub fn actor(&self) -> crate::ledger::Actor {
+        match &self.person_id {
+            Some(id) => crate::ledger::Actor::person(id),
+            None => crate::ledger::Actor::system(),
+        }
+    }
+}
+
+/// Everything a person may be allowed or refused to do.
+#[derive(Clone, Copy, Debug)]
+pub enum Action<'a> {
+    /// Set up a new organisation on the platform.
+    CreateOrganisation,
+    /// See who acts for an organisation and its membership record.
+    ViewOrganisationInternals { organisation_id: &'a str },
+    /// Edit the organisation, invite people, change roles, remove people.
+    ManageOrganisation { organisation_id: &'a str },
+    /// Leave an organisation (oneself).
+    LeaveOrganisation { organisation_id: &'a str },
+    /// Apply for cooperative membership, or give notice of exit, for the organisation.
+    ActForOrganisationInCooperative { organisation_id: &'a str },
+    /// Admit or reject applications.
+    DecideApplications,
+    /// The member list and its CSV export.
+    ViewMemberList,
+    /// Record an exit decided by the board (exclusion, dissolution) and members' dues.
+    ManageMembers,
+    /// Read the audit log.
+    ViewAuditLog,
+    /// Grant and withdraw the platform roles.
+    ManagePlatformRoles,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("please log in first")]
+    NotLoggedIn,
+    #[error("please confirm your email address first")]
+    EmailNotVerified,
+    #[error("not allowed")]
+    Forbidden,
+}
+
+impl Denied {
+    pub fn message_key(self) -> &'static str {
+        match self {
+            Denied::NotLoggedIn => "error.not_logged_in",
+            Denied::EmailNotVerified => "error.email_not_verified",
+            Denied::Forbidden => "error.forbidden",
+        }
+    }
+}
+
+/// May `principal` do `action`?
+pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied> {
+    if principal.person_id.is_none() {
+        return Err(Denied::NotLoggedIn);
+    }
+    let board = principal.has(PlatformRole::Board);
+    let treasurer = principal.has(PlatformRole::Treasurer);
+    let allowed = match action {
+        Action::CreateOrganisation => {
+            if !principal.email_verified {
+                return Err(Denied::EmailNotVerified);
+            }
+            true
+        }
+        Action::ViewOrganisationInternals { organisation_id } => {
+            principal.role_in(organisation_id).is_some() || board || treasurer
+        }
+        Action::ManageOrganisation { organisation_id }
+        | Action::ActForOrganisationInCooperative { organisation_id } => {
+            principal.is_admin_of(organisation_id)
+        }
+        Action::LeaveOrganisation { organisation_id } => {
+            principal.role_in(organisation_id).is_some()
+        }
+        Action::DecideApplications | Action::ViewAuditLog => board,
+        Action::ViewMemberList | Action::ManageMembers => board || treasurer,
+        Action::ManagePlatformRoles => principal.has(PlatformRole::Admin),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden)
+    }
+}
+
+/// Loads a person's roles.
+pub async fn principal_of(
+    conn: &mut AnyConnection,
+    person_id: &str,
+) -> Result<Principal, sqlx::Error> {
+    let verified: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT email_verified_at FROM people WHERE id = $1")
+            .bind(person_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(verified) = verified else {
+        return Ok(Principal::visitor());
+    };
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT role FROM platform_roles WHERE person_id = $1")
+            .bind(person_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let organisations =
+        sqlx::query("SELECT organisation_id, role FROM organisation_people WHERE person_id = $1")
+            .bind(person_id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .filter_map(|row| {
+                let role: String = row.get("role");
+                Some((
+                    row.get::<String, _>("organisation_id"),
+                    OrgRole::parse(&role)?,
+                ))
+            })
+            .collect();
+    Ok(Principal {
+        person_id: Some(person_id.to_owned()),
+        email_verified: verified.is_some(),
+        platform_roles: roles
+            .iter()
+            .filter_map(|r| PlatformRole::parse(r))
+            .collect(),
+        organisations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(orgs: &[(&str, OrgRole)], roles: &[PlatformRole]) -> Principal {
+        Principal {
+            person_id: Some("p".into()),
+            email_verified: true,
+            platform_roles: roles.iter().copied().collect(),
+            organisations: orgs.iter().map(|(o, r)| (o.to_string(), *r)).collect(),
+        }
+    }
+
+    #[test]
+    fn visitors_must_log_in_for_everything() {
+        let visitor = Principal::visitor();
+        assert_eq!(
+            authorize(&visitor, Action::CreateOrganisation),
+            Err(Denied::NotLoggedIn)
+        );
+        assert_eq!(
+            authorize(&visitor, Action::ViewMemberList),
+            Err(Denied::NotLoggedIn)
+        );
+    }
+
+    #[test]
+    fn an_admin_of_another_organisation_is_refused() {
+        let other_admin = person(&[("b", OrgRole::Admin)], &[]);
+        let org_a = Action::ManageOrganisation {
+            organisation_id: "a",
+        };
+        assert_eq!(authorize(&other_admin, org_a), Err(Denied::Forbidden));
+        assert!(authorize(&person(&[("a", OrgRole::Admin)], &[]), org_a).is_ok());
+        assert_eq!(
+            authorize(&person(&[("a", OrgRole::Member)], &[]), org_a),
+            Err(Denied::Forbidden),
+            "members are not admins"
+        );
+    }
+
+    #[test]
+    fn an_unverified_address_cannot_create_organisations() {
+        let mut p = person(&[], &[]);
+        p.email_verified = false;
+        assert_eq!(
+            authorize(&p, Action::CreateOrganisation),
+            Err(Denied::EmailNotVerified)
+        );
+    }
+
+    #[test]
+    fn staff_roles_grant_only_their_own_powers() {
+        let board = person(&[], &[PlatformRole::Board]);
+        let treasurer = person(&[], &[PlatformRole::Treasurer]);
+        assert!(authorize(&board, Action::DecideApplications).is_ok());
+        assert_eq!(
+            authorize(&treasurer, Action::DecideApplications),
+            Err(Denied::Forbidden)
+        );
+        assert!(authorize(&treasurer, Action::ViewMemberList).is_ok());
+        assert_eq!(
+            authorize(&board, Action::ManagePlatformRoles),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            authorize(
+                &board,
+                Action::ManageOrganisation {
+                    organisation_id: "a"
+                }
+            ),
+            Err(Denied::Forbidden),
+            "the board does not run members' organisations"
+        );
+    }
+}
