@@ -10,11 +10,11 @@ use crate::people::FieldErrors;
 
 /// `{ field: message }` for the template, in the reader's language.
 pub fn errors(locale: Locale, problems: &FieldErrors) -> Value {
-    Value::from_iter(
-        problems
-            .iter()
-            .map(|(field, key)| (field.to_string(), i18n::t(locale, key))),
-    )
+    let messages: std::collections::BTreeMap<String, String> = problems
+        .iter()
+        .map(|(field, key)| (field.to_string(), i18n::t(locale, key)))
+        .collect();
+    Value::from(messages)
 }
 
 /// A form shown again with its problems: 422, so that tests and tools see the refusal.

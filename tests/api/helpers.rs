@@ -87,10 +87,18 @@ pub async fn spawn_app() -> TestApp {
     init_tracing();
     let dir = tempfile::tempdir().expect("temp dir");
     let (database_url, pg_database) = fresh_database(dir.path()).await;
-    let env = vec![(
-        "ALLMENDE_DATA_DIR".to_owned(),
-        dir.path().join("data").display().to_string(),
-    )];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    let env = vec![
+        (
+            "ALLMENDE_DATA_DIR".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ),
+        // Links in mails point at this test server.
+        ("ALLMENDE_BASE_URL".to_owned(), address.clone()),
+    ];
     let config = Config::load_from(
         None,
         &env,
@@ -103,10 +111,6 @@ pub async fn spawn_app() -> TestApp {
     let db = Db::connect_with(&database_url, 20).await.expect("connect");
     db.migrate().await.expect("migrate");
 
-    let listener = tokio::net::TcpListener::bind(config.bind)
-        .await
-        .expect("bind");
-    let address = format!("http://{}", listener.local_addr().expect("address"));
     let state = allmende::web::AppState::new(db.clone(), config).expect("app state");
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -203,5 +207,191 @@ impl Drop for TestApp {
         if let Some((admin_url, name)) = self.pg_database.take() {
             drop_database(admin_url, name);
         }
+    }
+}
+
+/// The password of every account the tests make.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// One person's browser: its own cookies, and forms sent with the CSRF token of its session.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub base: String,
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.expect("page text")
+    }
+
+    /// The CSRF token of this browser's session (a page with a form starts one if needed).
+    pub async fn csrf(&self) -> String {
+        let page = self.page("/login").await;
+        let token = csrf_in(&page).or(csrf_in(&self.page("/account").await));
+        token.expect("a CSRF token on the login or account page")
+    }
+
+    /// Sends a form as the browser would: with the session's CSRF token.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf().await;
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        self.client
+            .post(self.url(path))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Sends a form without any CSRF token (what a forged cross-site form does).
+    pub async fn post_without_csrf(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post("/login", &[("email", email), ("password", password)])
+            .await
+    }
+}
+
+pub fn csrf_in(page: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = page.find(marker)? + marker.len();
+    let end = page[start..].find('"')? + start;
+    Some(page[start..end].to_owned()).filter(|t| !t.is_empty())
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl TestApp {
+    pub fn browser(&self) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: self.address.clone(),
+        }
+    }
+
+    /// A verified person with the given platform roles (board, treasurer, admin), logged in.
+    pub async fn person(&self, name: &str, email: &str, roles: &[&str]) -> (String, Browser) {
+        let hash = allmende::people::password::hash(PASSWORD)
+            .await
+            .expect("hash");
+        let id = allmende::db::new_id();
+        let mut conn = self.conn().await;
+        sqlx::query(
+            "INSERT INTO people (id, name, email, password_hash, locale, email_verified_at,
+                                 password_changed_at, created_at)
+             VALUES ($1, $2, $3, $4, 'de', 1, 1, 1)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(email)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await
+        .expect("insert person");
+        for role in roles {
+            sqlx::query(
+                "INSERT INTO platform_roles (person_id, role, granted_by, granted_at) VALUES ($1, $2, 'cli', 1)",
+            )
+            .bind(&id)
+            .bind(*role)
+            .execute(&mut *conn)
+            .await
+            .expect("grant role");
+        }
+        drop(conn);
+        let browser = self.browser();
+        let response = browser.log_in(email, PASSWORD).await;
+        assert_eq!(response.status(), 303, "log in as {email}");
+        (id, browser)
+    }
+
+    /// An organisation created through the form by `admin`; returns its slug and id.
+    pub async fn organisation(&self, admin: &Browser, legal_name: &str) -> (String, String) {
+        let response = admin
+            .post(
+                "/organisations",
+                &[
+                    ("legal_name", legal_name),
+                    ("kind", "association"),
+                    ("street", "Markt 1"),
+                    ("postcode", "04109"),
+                    ("city", "Leipzig"),
+                    ("country", "DE"),
+                    ("representative", "Der Vorstand"),
+                    ("contact_name", "Erika Mustermann"),
+                    ("contact_email", "kontakt@verein.example"),
+                    ("website", ""),
+                    ("leitweg_id", ""),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 303, "create {legal_name}");
+        let slug = location(&response)
+            .trim_start_matches("/organisations/")
+            .to_owned();
+        let id: String = sqlx::query_scalar("SELECT id FROM organisations WHERE slug = $1")
+            .bind(&slug)
+            .fetch_one(&mut *self.conn().await)
+            .await
+            .expect("organisation id");
+        (slug, id)
+    }
+
+    /// The newest mail of a kind to an address, as (subject, plain text).
+    pub async fn last_mail(&self, to: &str, kind: &str) -> Option<(String, String)> {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT subject, body_text FROM mail_outbox WHERE recipient = $1 AND kind = $2
+             ORDER BY created_at DESC, id DESC LIMIT 1",
+        )
+        .bind(to)
+        .bind(kind)
+        .fetch_optional(&mut *self.conn().await)
+        .await
+        .expect("outbox")
+    }
+
+    /// The path of the first link to this site in the newest mail of a kind.
+    pub async fn link_in_mail(&self, to: &str, kind: &str) -> String {
+        let (_, text) = self
+            .last_mail(to, kind)
+            .await
+            .unwrap_or_else(|| panic!("no {kind} mail to {to}"));
+        let start = text
+            .find(&self.address)
+            .unwrap_or_else(|| panic!("no link in {text}"));
+        let rest = &text[start + self.address.len()..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        rest[..end].to_owned()
     }
 }

@@ -4,10 +4,14 @@
 // Tests state their expectations with unwrap: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
+mod authz;
 mod cli;
 mod demo;
 mod helpers;
 mod ledger;
 mod mail;
+mod membership;
+mod organisations;
 mod smtp_server;
 mod web;
