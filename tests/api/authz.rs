@@ -14,6 +14,9 @@ enum Answer {
 }
 use Answer::{Allowed as A, Forbidden as F, Login as L};
 
+/// One guarded route: method, path, form fields, and the answer for each of [`ROLES`].
+type Rule<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, [Answer; 8]);
+
 const ROLES: [&str; 8] = [
     "visitor",
     "person",
@@ -93,7 +96,7 @@ async fn every_route_answers_each_role_as_the_rules_say() {
     let role_change = format!("{org}/people/{member_id}/role");
     let grant = format!("/admin/people/{bystander}/roles");
     #[rustfmt::skip]
-    let matrix: Vec<(&str, String, Vec<(&str, &str)>, [Answer; 8])> = vec![
+    let matrix: Vec<Rule> = vec![
         //                                                              visitor person member otherAdm admin treas board pAdmin
         ("GET",  org.clone(),                      vec![],                               [L, F, A, F, A, A, A, F]),
         ("GET",  format!("{org}/edit"),            vec![],                               [L, F, F, F, A, F, F, F]),
