@@ -155,3 +155,35 @@ impl Drop for DropDatabase {
         }
     }
 }
+
+#[tokio::test]
+async fn admin_create_makes_the_first_admin_with_a_link_to_set_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pg) = fresh_database(dir.path()).await;
+    let _drop_pg = DropDatabase(pg);
+    for _ in 0..2 {
+        let output = allmende()
+            .args(["--database", &url, "admin", "create", "--email", "Root@Coop.example", "--name", "Ada Root"])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{out}{}", String::from_utf8_lossy(&output.stderr));
+        assert!(out.contains("Ada Root <root@coop.example> is a platform admin."), "{out}");
+        assert!(out.contains("/password-reset/"), "{out}");
+    }
+    let db = allmende::db::Db::connect(&url).await.unwrap();
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT r.role FROM platform_roles r JOIN people p ON p.id = r.person_id WHERE p.email = 'root@coop.example'",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(roles, vec!["admin".to_owned()], "running it twice changes nothing");
+    db.close().await;
+
+    let refused = allmende()
+        .args(["--database", &url, "admin", "create", "--email", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}
