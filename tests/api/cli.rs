@@ -163,12 +163,28 @@ async fn admin_create_makes_the_first_admin_with_a_link_to_set_the_password() {
     let _drop_pg = DropDatabase(pg);
     for _ in 0..2 {
         let output = allmende()
-            .args(["--database", &url, "admin", "create", "--email", "Root@Coop.example", "--name", "Ada Root"])
+            .args([
+                "--database",
+                &url,
+                "admin",
+                "create",
+                "--email",
+                "Root@Coop.example",
+                "--name",
+                "Ada Root",
+            ])
             .output()
             .unwrap();
         let out = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{out}{}", String::from_utf8_lossy(&output.stderr));
-        assert!(out.contains("Ada Root <root@coop.example> is a platform admin."), "{out}");
+        assert!(
+            output.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            out.contains("Ada Root <root@coop.example> is a platform admin."),
+            "{out}"
+        );
         assert!(out.contains("/password-reset/"), "{out}");
     }
     let db = allmende::db::Db::connect(&url).await.unwrap();
@@ -178,11 +194,22 @@ async fn admin_create_makes_the_first_admin_with_a_link_to_set_the_password() {
     .fetch_all(db.pool())
     .await
     .unwrap();
-    assert_eq!(roles, vec!["admin".to_owned()], "running it twice changes nothing");
+    assert_eq!(
+        roles,
+        vec!["admin".to_owned()],
+        "running it twice changes nothing"
+    );
     db.close().await;
 
     let refused = allmende()
-        .args(["--database", &url, "admin", "create", "--email", "not-an-address"])
+        .args([
+            "--database",
+            &url,
+            "admin",
+            "create",
+            "--email",
+            "not-an-address",
+        ])
         .output()
         .unwrap();
     assert!(!refused.status.success());
