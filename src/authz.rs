@@ -66,6 +66,8 @@ pub struct Principal {
     pub platform_roles: BTreeSet<PlatformRole>,
     /// Organisation id → the person's role in it.
     pub organisations: BTreeMap<String, OrgRole>,
+    /// The projects the person maintains.
+    pub projects: BTreeSet<String>,
 }
 
 impl Principal {
@@ -83,6 +85,10 @@ impl Principal {
 
     pub fn is_admin_of(&self, organisation_id: &str) -> bool {
         self.role_in(organisation_id) == Some(OrgRole::Admin)
+    }
+
+    pub fn maintains(&self, project_id: &str) -> bool {
+        self.projects.contains(project_id)
     }
 
     /// The actor recorded in the ledger and the audit trail.
@@ -117,6 +123,18 @@ pub enum Action<'a> {
     ViewAuditLog,
     /// Grant and withdraw the platform roles.
     ManagePlatformRoles,
+    /// Add a project to the catalogue (and become its maintainer).
+    CreateProject,
+    /// Edit a project, invite maintainers, set its payout details, make offers for it.
+    MaintainProject { project_id: &'a str },
+    /// See a project's payout details (the bank account is personal data).
+    ViewPayoutDetails { project_id: &'a str },
+    /// Request work on behalf of an organisation.
+    RequestForOrganisation { organisation_id: &'a str },
+    /// Take part in a proposal's discussion.
+    Comment,
+    /// Hide comments.
+    ModerateComments,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -147,12 +165,18 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
     let board = principal.has(PlatformRole::Board);
     let treasurer = principal.has(PlatformRole::Treasurer);
     let allowed = match action {
-        Action::CreateOrganisation => {
+        Action::CreateOrganisation | Action::CreateProject | Action::Comment => {
             if !principal.email_verified {
                 return Err(Denied::EmailNotVerified);
             }
             true
         }
+        Action::MaintainProject { project_id } => principal.maintains(project_id),
+        Action::ViewPayoutDetails { project_id } => principal.maintains(project_id) || treasurer,
+        Action::RequestForOrganisation { organisation_id } => {
+            principal.role_in(organisation_id).is_some()
+        }
+        Action::ModerateComments => board,
         Action::ViewOrganisationInternals { organisation_id } => {
             principal.role_in(organisation_id).is_some() || board || treasurer
         }
@@ -206,6 +230,11 @@ pub async fn principal_of(
                 ))
             })
             .collect();
+    let projects: Vec<String> =
+        sqlx::query_scalar("SELECT project_id FROM project_maintainers WHERE person_id = $1")
+            .bind(person_id)
+            .fetch_all(&mut *conn)
+            .await?;
     Ok(Principal {
         person_id: Some(person_id.to_owned()),
         email_verified: verified.is_some(),
@@ -214,6 +243,7 @@ pub async fn principal_of(
             .filter_map(|r| PlatformRole::parse(r))
             .collect(),
         organisations,
+        projects: projects.into_iter().collect(),
     })
 }
 
@@ -227,6 +257,7 @@ mod tests {
             email_verified: true,
             platform_roles: roles.iter().copied().collect(),
             organisations: orgs.iter().map(|(o, r)| (o.to_string(), *r)).collect(),
+            projects: BTreeSet::new(),
         }
     }
 

@@ -230,6 +230,7 @@ mod tests {
                     // A key built at run time ("proposal.kind." ~ kind) ends in a dot: skipped.
                     if key.contains('.')
                         && !key.ends_with('.')
+                        && !key.ends_with('_')
                         && !key.contains(' ')
                         && !key.contains('{')
                     {
@@ -257,5 +258,79 @@ mod tests {
         assert_eq!(format_date(ms, Locale::De), "29.11.2026");
         assert_eq!(format_date(ms, Locale::En), "29 Nov 2026");
         assert_eq!(format_datetime(ms, Locale::De), "29.11.2026, 14:05");
+    }
+
+    /// String literals in the Rust code that name messages (`"error.csrf"`, audit actions such
+    /// as `"membership.admitted"`, mail texts such as `"mail.invitation"`) must have texts.
+    #[test]
+    fn every_message_named_in_code_has_a_text() {
+        const PREFIXES: &[&str] = &[
+            "error.",
+            "flash.",
+            "password.",
+            "register.",
+            "form.",
+            "token.",
+            "login.",
+            "reset.",
+            "invitation.",
+            "admin.",
+            "applications.",
+            "members.",
+            "statutes.",
+            "account.",
+            "organisation.",
+            "membership.",
+            "person.",
+            "role.",
+            "mail.",
+            "licence.",
+            "iban.",
+            "bic.",
+            "publiccode.",
+            "payout.",
+            "project.",
+            "proposal.",
+            "milestone.",
+            "maintenance.",
+            "comment.",
+            "state.",
+            "transition.",
+            "money.",
+        ];
+        let de = catalogues().of(Locale::De);
+        let known = |key: &str| {
+            de.contains_key(key)
+                || de.contains_key(&format!("audit.action.{key}"))
+                || de.contains_key(&format!("{key}.subject"))
+        };
+        let mut missing = Vec::new();
+        for path in files_below(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")) {
+            // Settings are named like messages (`mail.from`) but are not messages; money.rs
+            // names its own error codes, which the web layer maps (`money_message_key`).
+            if path.ends_with("config.rs")
+                || path.ends_with("money.rs")
+                || path.ends_with("i18n.rs")
+                || path.extension().is_none_or(|e| e != "rs")
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for literal in text.split('"').skip(1).step_by(2) {
+                let looks_like_key = PREFIXES.iter().any(|p| literal.starts_with(p))
+                    && literal.len() > 3
+                    && literal.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.'
+                    })
+                    && !literal.ends_with('.')
+                    && !literal.ends_with(".html")
+                    // A publiccode.yml field path, not a message.
+                    && literal != "maintenance.type";
+                if looks_like_key && !known(literal) {
+                    missing.push(format!("{}: {literal}", path.display()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "messages without text: {missing:#?}");
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod authz;
+pub mod catalogue;
 pub mod config;
 pub mod cooperative;
 pub mod db;
@@ -19,6 +20,7 @@ pub mod markdown;
 pub mod members;
 pub mod money;
 pub mod people;
+pub mod proposals;
 pub mod verify;
 pub mod web;
 

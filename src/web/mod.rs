@@ -10,6 +10,8 @@ mod error;
 mod forms;
 mod organisations;
 mod pages;
+mod projects;
+mod proposals;
 mod templates;
 
 use std::future::Future;
@@ -135,6 +137,8 @@ pub fn router(state: AppState) -> Router {
         .merge(organisations::router())
         .merge(board::router())
         .merge(admin::router())
+        .merge(projects::router())
+        .merge(proposals::router())
         .fallback(|| async { AppError::not_found() })
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");

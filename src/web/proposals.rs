@@ -1,0 +1,454 @@
+//! Proposal pages: the list with filters, proposing (feature or maintenance), a proposal with
+//! its milestones, funding, backers, discussion and history, editing, and the lifecycle's
+//! transitions.
+
+use std::collections::BTreeMap;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::forms::{errors, invalid, see_other};
+use super::projects::project;
+use super::{AppError, AppState, Ctx, value};
+use crate::authz::{Action, Denied, authorize};
+use crate::catalogue::Project;
+use crate::people::FieldErrors;
+use crate::proposals::lifecycle::Transition;
+use crate::proposals::{
+    self, Filter, MILESTONE_ROWS, ProposalError, ProposalForm, TransitionInput, comments, fee_of,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/proposals", get(list_proposals))
+        .route(
+            "/projects/{slug}/proposals",
+            get(show_new_proposal).post(create_proposal),
+        )
+        .route("/proposals/{id}", get(show_proposal))
+        .route(
+            "/proposals/{id}/edit",
+            get(show_edit_proposal).post(edit_proposal),
+        )
+        .route("/proposals/{id}/transitions", post(make_transition))
+        .route("/proposals/{id}/comments", post(add_comment))
+        .route("/comments/{id}/edit", post(edit_comment))
+        .route("/comments/{id}/hide", post(hide_comment))
+}
+
+impl From<ProposalError> for AppError {
+    fn from(error: ProposalError) -> Self {
+        match error {
+            ProposalError::Denied(denied) => denied.into(),
+            ProposalError::UnknownProposal | ProposalError::UnknownProject => AppError::not_found(),
+            ProposalError::IllegalTransition { .. } => {
+                AppError::conflict("proposal.illegal_transition")
+            }
+            ProposalError::TermsFrozen => AppError::conflict("proposal.terms_frozen"),
+            ProposalError::Conflict => AppError::conflict("proposal.conflict"),
+            ProposalError::Invalid(_) => AppError::bad_request("error.bad_request"),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+async fn list_proposals(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(filter): Query<Filter>,
+) -> Result<Response, AppError> {
+    let mut conn = state.db.pool().acquire().await?;
+    let listed = proposals::list(&mut conn, &filter).await?;
+    let projects: Vec<(String, String)> =
+        sqlx::query_as("SELECT slug, name FROM projects ORDER BY LOWER(name)")
+            .fetch_all(&mut *conn)
+            .await?;
+    drop(conn);
+    let html = state.render(
+        &ctx,
+        "proposals/list.html",
+        context! {
+            proposals => value(&listed),
+            filter => value(&filter),
+            projects => projects.into_iter().map(|(slug, name)| context! { slug => slug, name => name }).collect::<Vec<_>>(),
+            states => proposals::state_names(ctx.locale).into_iter().map(|(v, l)| context! { value => v, label => l }).collect::<Vec<_>>(),
+        },
+    )?;
+    Ok(html.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct KindQuery {
+    #[serde(default)]
+    kind: String,
+}
+
+/// The organisations the person may request for, and whether they may offer (maintainers).
+fn proposer_choices(ctx: &Ctx, project: &Project) -> (Vec<minijinja::Value>, bool) {
+    let organisations = ctx
+        .organisations
+        .iter()
+        .map(|(o, _)| context! { id => o.id.clone(), name => o.legal_name.clone() })
+        .collect();
+    (organisations, ctx.principal.maintains(&project.id))
+}
+
+fn proposal_form_page(
+    state: &AppState,
+    ctx: &Ctx,
+    project: &Project,
+    form: &ProposalForm,
+    problems: &FieldErrors,
+    action: &str,
+    editing_terms: bool,
+) -> Result<Html<String>, AppError> {
+    let (organisations, may_offer) = proposer_choices(ctx, project);
+    let mut form = form.clone();
+    while form.milestones.len() < MILESTONE_ROWS {
+        form.milestones.push(Default::default());
+    }
+    state.render(
+        ctx,
+        "proposals/form.html",
+        context! {
+            project => value(project),
+            form => value(&form),
+            errors => errors(ctx.locale, problems),
+            organisations => organisations,
+            may_offer => may_offer,
+            action => action,
+            editing_terms => editing_terms,
+            creating => action.ends_with("/proposals"),
+            fee_percent => fee_percent(state.config.fee_basis_points, ctx.locale),
+        },
+    )
+}
+
+/// Basis points as a percentage in the reader's notation: 500 → "5", 250 → "2,5" / "2.5".
+fn fee_percent(basis_points: u32, locale: crate::i18n::Locale) -> String {
+    let whole = basis_points / 100;
+    let fraction = basis_points % 100;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let mark = match locale {
+        crate::i18n::Locale::De => ',',
+        crate::i18n::Locale::En => '.',
+    };
+    format!(
+        "{whole}{mark}{}",
+        format!("{fraction:02}").trim_end_matches('0')
+    )
+}
+
+async fn show_new_proposal(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+    Query(query): Query<KindQuery>,
+) -> Result<Response, AppError> {
+    if ctx.person.is_none() {
+        return Err(Denied::NotLoggedIn.into());
+    }
+    let project = project(&state, &slug).await?;
+    let (organisations, may_offer) = proposer_choices(&ctx, &project);
+    if organisations.is_empty() && !may_offer {
+        return Err(AppError::status(
+            StatusCode::FORBIDDEN,
+            "proposal.no_organisation",
+        ));
+    }
+    let form = ProposalForm {
+        kind: if query.kind == "maintenance" {
+            "maintenance".into()
+        } else {
+            "feature".into()
+        },
+        period: "quarter".into(),
+        organisation_id: ctx.acting_organisation_id().unwrap_or_default(),
+        ..ProposalForm::default()
+    };
+    let action = format!("/projects/{slug}/proposals");
+    Ok(proposal_form_page(
+        &state,
+        &ctx,
+        &project,
+        &form,
+        &FieldErrors::new(),
+        &action,
+        true,
+    )?
+    .into_response())
+}
+
+async fn create_proposal(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(slug): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let project = project(&state, &slug).await?;
+    let fields: BTreeMap<String, String> = fields.into_iter().collect();
+    let form = ProposalForm::from_fields(&fields);
+    let mut tx = state.db.begin().await?;
+    match proposals::create(
+        &mut tx,
+        &ctx.principal,
+        &project.id,
+        &form,
+        state.config.max_amount,
+        ctx.locale,
+    )
+    .await
+    {
+        Ok(id) => {
+            tx.commit().await?;
+            ctx.flash("flash.proposal_created");
+            Ok(see_other(&format!("/proposals/{id}")))
+        }
+        Err(ProposalError::Invalid(problems)) => {
+            let action = format!("/projects/{slug}/proposals");
+            Ok(invalid(proposal_form_page(
+                &state, &ctx, &project, &form, &problems, &action, true,
+            )?))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn proposal_page(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    problems: &FieldErrors,
+) -> Result<Html<String>, AppError> {
+    let mut conn = state.db.pool().acquire().await?;
+    let proposal = proposals::visible(&mut conn, &ctx.principal, id).await?;
+    let backers = proposals::public_backers(&mut conn, id).await?;
+    let discussion = comments::of_proposal(&mut conn, id).await?;
+    let revisions = proposals::revisions_of(&mut conn, id).await?;
+    let history = proposals::history_of(&mut conn, id).await?;
+    drop(conn);
+    let fee = proposal
+        .milestones
+        .iter()
+        .map(|m| fee_of(m.amount, state.config.fee_basis_points).cents())
+        .sum::<i64>();
+    let transitions: Vec<&str> = proposals::available_transitions(&ctx.principal, &proposal)
+        .into_iter()
+        .map(Transition::as_str)
+        .collect();
+    let roles = proposals::roles_of(&ctx.principal, &proposal);
+    state.render(
+        ctx,
+        "proposals/show.html",
+        context! {
+            proposal => value(&proposal),
+            fee => fee,
+            maintainer_receives => proposal.funding_goal.cents() - fee,
+            backers => value(&backers),
+            comments => value(&discussion),
+            revisions => value(&revisions),
+            history => value(&history),
+            transitions => transitions,
+            may_edit => !roles.is_empty() && !matches!(proposal.status.as_str(), "completed" | "expired" | "cancelled"),
+            may_comment => authorize(&ctx.principal, Action::Comment).is_ok(),
+            may_moderate => authorize(&ctx.principal, Action::ModerateComments).is_ok(),
+            me => ctx.person_id(),
+            errors => errors(ctx.locale, problems),
+            default_deadline => proposals::date_value(crate::db::now_ms() + 30 * 86_400_000),
+        },
+    )
+}
+
+async fn show_proposal(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    Ok(proposal_page(&state, &ctx, &id, &FieldErrors::new())
+        .await?
+        .into_response())
+}
+
+async fn show_edit_proposal(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    if ctx.person.is_none() {
+        return Err(Denied::NotLoggedIn.into());
+    }
+    let mut conn = state.db.pool().acquire().await?;
+    let proposal = proposals::visible(&mut conn, &ctx.principal, &id).await?;
+    let project = crate::catalogue::find(&mut conn, &proposal.project_id)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    drop(conn);
+    if proposals::roles_of(&ctx.principal, &proposal).is_empty() {
+        return Err(Denied::Forbidden.into());
+    }
+    let form = ProposalForm::from_proposal(&proposal, ctx.locale);
+    let action = format!("/proposals/{id}/edit");
+    Ok(proposal_form_page(
+        &state,
+        &ctx,
+        &project,
+        &form,
+        &FieldErrors::new(),
+        &action,
+        proposal.status.terms_editable(),
+    )?
+    .into_response())
+}
+
+async fn edit_proposal(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, AppError> {
+    let fields: BTreeMap<String, String> = fields.into_iter().collect();
+    let form = ProposalForm::from_fields(&fields);
+    let mut tx = state.db.begin().await?;
+    match proposals::edit(
+        &mut tx,
+        &ctx.principal,
+        &id,
+        &form,
+        state.config.max_amount,
+        ctx.locale,
+    )
+    .await
+    {
+        Ok(()) => {
+            tx.commit().await?;
+            ctx.flash("flash.saved");
+            Ok(see_other(&format!("/proposals/{id}")))
+        }
+        Err(ProposalError::Invalid(problems)) => {
+            drop(tx);
+            let mut conn = state.db.pool().acquire().await?;
+            let proposal = proposals::visible(&mut conn, &ctx.principal, &id).await?;
+            let project = crate::catalogue::find(&mut conn, &proposal.project_id)
+                .await?
+                .ok_or_else(AppError::not_found)?;
+            drop(conn);
+            let form = ProposalForm {
+                kind: proposal.kind.clone(),
+                ..form
+            };
+            let action = format!("/proposals/{id}/edit");
+            Ok(invalid(proposal_form_page(
+                &state,
+                &ctx,
+                &project,
+                &form,
+                &problems,
+                &action,
+                proposal.status.terms_editable(),
+            )?))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TransitionForm {
+    #[serde(default)]
+    transition: String,
+    /// YYYY-MM-DD, when a maintainer agrees.
+    #[serde(default)]
+    deadline: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn make_transition(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<TransitionForm>,
+) -> Result<Response, AppError> {
+    let transition = Transition::parse(&form.transition)
+        .ok_or_else(|| AppError::bad_request("proposal.illegal_transition"))?;
+    let input = TransitionInput {
+        // The funding ends at the end of the chosen day.
+        deadline: proposals::parse_date(&form.deadline).map(|d| d + 86_400_000 - 1),
+        reason: form.reason,
+    };
+    let mut tx = state.db.begin().await?;
+    match proposals::transition(&mut tx, &ctx.principal, &id, transition, &input, false).await {
+        Ok(_) => {
+            tx.commit().await?;
+            ctx.flash("flash.proposal_state_changed");
+            Ok(see_other(&format!("/proposals/{id}")))
+        }
+        Err(ProposalError::Invalid(problems)) => {
+            drop(tx);
+            Ok(invalid(proposal_page(&state, &ctx, &id, &problems).await?))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CommentForm {
+    #[serde(default)]
+    body: String,
+}
+
+async fn add_comment(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<CommentForm>,
+) -> Result<Response, AppError> {
+    let mut tx = state.db.begin().await?;
+    match comments::add(&mut tx, &ctx.principal, &id, &form.body).await {
+        Ok(comment) => {
+            tx.commit().await?;
+            Ok(see_other(&format!("/proposals/{id}#comment-{comment}")))
+        }
+        Err(ProposalError::Invalid(problems)) => {
+            drop(tx);
+            Ok(invalid(proposal_page(&state, &ctx, &id, &problems).await?))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn edit_comment(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<CommentForm>,
+) -> Result<Response, AppError> {
+    let mut tx = state.db.begin().await?;
+    match comments::edit(&mut tx, &ctx.principal, &id, &form.body).await {
+        Ok(proposal_id) => {
+            tx.commit().await?;
+            Ok(see_other(&format!("/proposals/{proposal_id}#comment-{id}")))
+        }
+        Err(ProposalError::Invalid(_)) => Err(AppError::bad_request("comment.empty")),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn hide_comment(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let mut tx = state.db.begin().await?;
+    let proposal_id = comments::hide(&mut tx, &ctx.principal, &id).await?;
+    tx.commit().await?;
+    ctx.flash("flash.comment_hidden");
+    Ok(see_other(&format!("/proposals/{proposal_id}#comment-{id}")))
+}
