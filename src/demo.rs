@@ -131,6 +131,10 @@ struct Project {
     summary: &'static str,
     repository_url: &'static str,
     licence: &'static str,
+    /// The maintainer: name and address (a demo account).
+    maintainer: (&'static str, &'static str),
+    categories: &'static [&'static str],
+    languages: &'static [&'static str],
 }
 
 const PROJECTS: &[Project] = &[
@@ -140,6 +144,9 @@ const PROJECTS: &[Project] = &[
         summary: "Barrierefreie Online-Formulare für Verwaltungen, mit Schnittstellen zu Fachverfahren.",
         repository_url: "https://gitlab.opencode.de/formularwerk/formularwerk",
         licence: "EUPL-1.2",
+        maintainer: ("Lea Lange", "lea@formularwerk.example"),
+        categories: &["Barrierefreiheit", "Verwaltung"],
+        languages: &["TypeScript", "Java"],
     },
     Project {
         slug: "vereinskasse",
@@ -147,6 +154,9 @@ const PROJECTS: &[Project] = &[
         summary: "Buchhaltung für gemeinnützige Vereine: Mitgliedsbeiträge, Spenden, Zuwendungsbestätigungen.",
         repository_url: "https://codeberg.org/vereinskasse/vereinskasse",
         licence: "AGPL-3.0-or-later",
+        maintainer: ("Tom Berg", "tom@vereinskasse.example"),
+        categories: &["Buchhaltung", "Ehrenamt"],
+        languages: &["Python"],
     },
     Project {
         slug: "ratsinfo-offen",
@@ -154,6 +164,9 @@ const PROJECTS: &[Project] = &[
         summary: "Ratsinformationssystem für Kommunen: Sitzungen, Vorlagen, Beschlüsse, offene Daten (OParl).",
         repository_url: "https://github.com/ratsinfo-offen/ratsinfo",
         licence: "EUPL-1.2",
+        maintainer: ("Nina Roth", "nina@ratsinfo-offen.example"),
+        categories: &["Transparenz", "Verwaltung"],
+        languages: &["PHP"],
     },
     Project {
         slug: "kartenwerk",
@@ -161,6 +174,9 @@ const PROJECTS: &[Project] = &[
         summary: "Kartendienste aus offenen Geodaten: Vektorkacheln, Geocoding, Routing.",
         repository_url: "https://codeberg.org/kartenwerk/kartenwerk",
         licence: "MIT",
+        maintainer: ("Lea Lange", "lea@formularwerk.example"),
+        categories: &["Geodaten"],
+        languages: &["Rust", "JavaScript"],
     },
 ];
 
@@ -184,6 +200,7 @@ pub async fn load(db: &Db) -> Result<DemoSummary, DemoError> {
         now: now_ms(),
         summary: DemoSummary::default(),
         password_hash,
+        people: std::collections::BTreeMap::new(),
     };
     demo.fill().await?;
     let summary = demo.summary;
@@ -196,6 +213,8 @@ struct Demo<'c> {
     now: i64,
     summary: DemoSummary,
     password_hash: String,
+    /// Demo accounts by address, so a person who maintains two projects is one account.
+    people: std::collections::BTreeMap<&'static str, String>,
 }
 
 /// A pledge made in the demo: who, how much, and what has become of it.
@@ -254,6 +273,15 @@ impl Demo<'_> {
                 -120,
             )
             .await?;
+        self.describe(
+            &bitv,
+            "Viele Formularbausteine sind mit Tastatur und Screenreader kaum bedienbar; Kommunen müssen nach BITV 2.0 barrierefrei sein.",
+            "Alle Bausteine erfüllen WCAG 2.1 AA; ein unabhängiger Prüfbericht belegt es.",
+            "it@musterhausen.example",
+            Some(musterhausen),
+            Some("lea@formularwerk.example"),
+        )
+        .await?;
         let mut pledges = vec![
             self.pledge(&bitv, musterhausen, 800_000, true).await?,
             self.pledge(&bitv, kit_sued, 500_000, true).await?,
@@ -280,6 +308,15 @@ impl Demo<'_> {
                 -10,
             )
             .await?;
+        self.describe(
+            &xrechnung,
+            "Öffentliche Auftraggeber nehmen nur noch E-Rechnungen an; Vereine schreiben ihre Rechnungen bisher als PDF.",
+            "Vereinskasse erzeugt XRechnung in beiden Syntaxen, geprüft mit dem offiziellen Validator.",
+            "foerderung@digitale-teilhabe.example",
+            Some(stiftung),
+            Some("tom@vereinskasse.example"),
+        )
+        .await?;
         self.pledge(&xrechnung, stiftung, 500_000, true).await?;
         self.pledge(&xrechnung, leipzig, 150_000, true).await?;
         self.pledge(&xrechnung, tafel, 100_000, false).await?;
@@ -302,6 +339,38 @@ impl Demo<'_> {
                 30,
             )
             .await?;
+        self.describe(
+            &wartung,
+            "",
+            "",
+            "nina@ratsinfo-offen.example",
+            None,
+            Some("nina@ratsinfo-offen.example"),
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE proposals SET security_response_hours = 72, releases = $1, support = $2,
+                 period_amount = 240000, period = 'quarter', term_periods = 4, starts_at = $3
+             WHERE id = $4",
+        )
+        .bind("Ein Release pro Quartal, Sicherheitsupdates sofort.")
+        .bind("Ticketsystem, Antwort binnen zwei Werktagen.")
+        .bind(self.now + 35 * DAY_MS)
+        .bind(&wartung)
+        .execute(&mut *self.conn)
+        .await?;
+        self.comment(
+            &wartung,
+            "vorstand@offene-daten-leipzig.example",
+            "Gilt die Reaktionszeit von 72 Stunden auch am Wochenende?",
+        )
+        .await?;
+        self.comment(
+            &wartung,
+            "nina@ratsinfo-offen.example",
+            "Ja, für kritische Lücken (CVSS ab 7) auch am Wochenende. Das steht im **Wartungsbericht** jedes Quartals.",
+        )
+        .await?;
         self.pledge(&wartung, musterhausen, 300_000, true).await?;
         self.pledge(&wartung, kit_sued, 250_000, true).await?;
 
@@ -320,18 +389,120 @@ impl Demo<'_> {
                 45,
             )
             .await?;
+        self.describe(
+            &offline,
+            "Bei Einsätzen ohne Mobilfunk fehlen Einsatzkräften die Karten.",
+            "Kartenpakete lassen sich vorab laden und offline aktualisieren.",
+            "beschaffung@kit-sued.example",
+            Some(kit_sued),
+            Some("lea@formularwerk.example"),
+        )
+        .await?;
         self.pledge(&offline, kit_sued, 200_000, false).await?;
 
-        // Draft: a request waiting for the maintainer's quote.
-        self.proposal(
-            vereinskasse,
-            "feature",
-            "SEPA-Lastschriften für Mitgliedsbeiträge",
-            "Mandate verwalten und Beitragseinzüge als pain.008 erzeugen.",
-            "draft",
-            &[("Mandatsverwaltung und pain.008-Export", 400_000)],
-            0,
+        // Draft: a maintainer's offer not yet published.
+        let sepa = self
+            .proposal(
+                vereinskasse,
+                "feature",
+                "SEPA-Lastschriften für Mitgliedsbeiträge",
+                "Mandate verwalten und Beitragseinzüge als pain.008 erzeugen.",
+                "draft",
+                &[("Mandatsverwaltung und pain.008-Export", 400_000)],
+                0,
+            )
+            .await?;
+        self.describe(
+            &sepa,
+            "Vereine ziehen Beiträge per Lastschrift ein und pflegen Mandate in Tabellen.",
+            "Mandate in Vereinskasse, Einzug als pain.008-Datei für die Bank.",
+            "tom@vereinskasse.example",
+            None,
+            None,
         )
+        .await?;
+
+        // Awaiting the maintainer: a request without a quote yet.
+        let receipts = self
+            .proposal(
+                vereinskasse,
+                "feature",
+                "Zuwendungsbestätigungen als signiertes PDF",
+                "Zuwendungsbestätigungen nach amtlichem Muster, elektronisch signiert, per E-Mail an Spender.",
+                "awaiting_maintainer",
+                &[],
+                0,
+            )
+            .await?;
+        self.describe(
+            &receipts,
+            "Wir stellen jährlich über 2.000 Zuwendungsbestätigungen von Hand aus.",
+            "Vereinskasse erzeugt die Bestätigungen nach amtlichem Muster und verschickt sie.",
+            "it@tafel-rhein-main.example",
+            Some(tafel),
+            None,
+        )
+        .await?;
+
+        // In progress: funded, and the maintainer has started.
+        let oparl = self
+            .proposal(
+                ratsinfo,
+                "feature",
+                "OParl-1.1-Schnittstelle",
+                "Sitzungen, Vorlagen und Beschlüsse maschinenlesbar nach OParl 1.1 veröffentlichen.",
+                "in_progress",
+                &[
+                    ("Lesende OParl-Endpunkte", 350_000),
+                    ("Konformitätstests und Dokumentation", 250_000),
+                ],
+                -20,
+            )
+            .await?;
+        self.describe(
+            &oparl,
+            "Ratsdaten liegen nur als HTML vor und lassen sich nicht weiterverwenden.",
+            "Eine OParl-1.1-konforme Schnittstelle, geprüft mit dem offiziellen Validator.",
+            "nina@ratsinfo-offen.example",
+            None,
+            Some("nina@ratsinfo-offen.example"),
+        )
+        .await?;
+        self.pledge(&oparl, musterhausen, 400_000, true).await?;
+        self.pledge(&oparl, kit_sued, 200_000, true).await?;
+
+        // Cancelled: the maintainer withdrew before work began; the pledge went back.
+        let buildings = self
+            .proposal(
+                kartenwerk,
+                "feature",
+                "3D-Gebäudemodelle",
+                "Gebäude aus amtlichen LoD2-Daten als 3D-Kacheln ausliefern.",
+                "cancelled",
+                &[("LoD2-Import und 3D-Kacheln", 900_000)],
+                20,
+            )
+            .await?;
+        self.describe(
+            &buildings,
+            "Planungsämter brauchen Gebäudemodelle im Web.",
+            "3D-Kacheln aus LoD2-Daten im Standard 3D Tiles.",
+            "lea@formularwerk.example",
+            None,
+            Some("lea@formularwerk.example"),
+        )
+        .await?;
+        let withdrawn = self.pledge(&buildings, stiftung, 150_000, false).await?;
+        self.refund(&buildings, &withdrawn).await?;
+
+        // Where Formularwerk's money is paid out.
+        sqlx::query(
+            "INSERT INTO project_payouts (project_id, method, account_holder, iban, bic, updated_by, updated_at)
+             VALUES ($1, 'sepa', 'Formularwerk Entwicklergemeinschaft GbR', 'DE89370400440532013000', 'COBADEFFXXX', 'cli', $2)",
+        )
+        .bind(formularwerk)
+        .bind(self.now)
+        .execute(&mut *self.conn)
         .await?;
 
         // Expired: the goal was not reached by the deadline; every pledge went back.
@@ -346,6 +517,15 @@ impl Demo<'_> {
                 -5,
             )
             .await?;
+        self.describe(
+            &expired,
+            "Lastenräder werden auf ungeeignete Wege geschickt.",
+            "Ein Routenprofil mit Breiten- und Steigungsgrenzen.",
+            "vorstand@offene-daten-leipzig.example",
+            Some(leipzig),
+            Some("lea@formularwerk.example"),
+        )
+        .await?;
         let refund_a = self.pledge(&expired, leipzig, 60_000, true).await?;
         let refund_b = self.pledge(&expired, tafel, 20_000, false).await?;
         for pledge in [refund_a, refund_b] {
@@ -457,7 +637,93 @@ impl Demo<'_> {
         .execute(&mut *self.conn)
         .await?;
         self.summary.people += 1;
+        if let Some(known) = STAFF
+            .iter()
+            .map(|(_, e, _)| *e)
+            .chain(ORGS.iter().map(|o| o.admin.1))
+            .chain(PROJECTS.iter().map(|p| p.maintainer.1))
+            .find(|e| *e == email)
+        {
+            self.people.insert(known, id.clone());
+        }
         Ok(id)
+    }
+
+    async fn comment(
+        &mut self,
+        proposal_id: &str,
+        email: &str,
+        body: &str,
+    ) -> Result<(), DemoError> {
+        sqlx::query(
+            "INSERT INTO comments (id, proposal_id, author_id, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(proposal_id)
+        .bind(self.person_id(email))
+        .bind(body)
+        .bind(self.now - DAY_MS)
+        .execute(&mut *self.conn)
+        .await?;
+        Ok(())
+    }
+
+    fn person_id(&self, email: &str) -> String {
+        self.people.get(email).cloned().unwrap_or_default()
+    }
+
+    /// Who proposed, and the texts a feature proposal has besides its summary.
+    #[allow(clippy::too_many_arguments)]
+    async fn describe(
+        &mut self,
+        proposal_id: &str,
+        problem: &str,
+        desired_outcome: &str,
+        proposer_email: &str,
+        organisation_id: Option<&str>,
+        agreed_by_email: Option<&str>,
+    ) -> Result<(), DemoError> {
+        let origin = if organisation_id.is_some() {
+            "request"
+        } else {
+            "offer"
+        };
+        sqlx::query(
+            "UPDATE proposals SET problem = $1, desired_outcome = $2, origin = $3, proposed_by = $4,
+                 organisation_id = $5, agreed_by = $6, agreed_at = $7, updated_at = created_at
+             WHERE id = $8",
+        )
+        .bind(problem)
+        .bind(desired_outcome)
+        .bind(origin)
+        .bind(self.person_id(proposer_email))
+        .bind(organisation_id)
+        .bind(agreed_by_email.map(|e| self.person_id(e)))
+        .bind(agreed_by_email.map(|_| self.now - 40 * DAY_MS))
+        .bind(proposal_id)
+        .execute(&mut *self.conn)
+        .await?;
+        crate::audit::record(
+            self.conn,
+            &Actor::person(&self.person_id(proposer_email)),
+            "proposal.created",
+            proposal_id,
+            organisation_id,
+            serde_json::json!({ "origin": origin }),
+        )
+        .await?;
+        if let Some(maintainer) = agreed_by_email {
+            crate::audit::record(
+                self.conn,
+                &Actor::person(&self.person_id(maintainer)),
+                "proposal.agree",
+                proposal_id,
+                organisation_id,
+                serde_json::json!({ "from": "awaiting_maintainer", "to": "open" }),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// The organisation's row, its admin, its wallet.
@@ -568,6 +834,41 @@ impl Demo<'_> {
         .bind(self.now - 300 * DAY_MS)
         .execute(&mut *self.conn)
         .await?;
+        sqlx::query("UPDATE projects SET description = $1 WHERE id = $2")
+            .bind(format!(
+                "{}\n\n## Mitmachen\n\n- Quellcode und Fehlermeldungen: [{}]({})\n- Lizenz: {}",
+                project.summary, project.repository_url, project.repository_url, project.licence
+            ))
+            .bind(&id)
+            .execute(&mut *self.conn)
+            .await?;
+        for category in project.categories {
+            sqlx::query("INSERT INTO project_categories (project_id, category) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(*category)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        for language in project.languages {
+            sqlx::query("INSERT INTO project_languages (project_id, language) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(*language)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        let (name, email) = project.maintainer;
+        let maintainer = match self.people.get(email) {
+            Some(existing) => existing.clone(),
+            None => self.person(name, email).await?,
+        };
+        sqlx::query(
+            "INSERT INTO project_maintainers (project_id, person_id, added_at) VALUES ($1, $2, $3)",
+        )
+        .bind(&id)
+        .bind(&maintainer)
+        .bind(self.now - 300 * DAY_MS)
+        .execute(&mut *self.conn)
+        .await?;
         ledger::open_account(self.conn, &AccountId::payable(&id), AccountKind::Payable).await?;
         self.summary.projects += 1;
         Ok(id)
@@ -587,7 +888,8 @@ impl Demo<'_> {
     ) -> Result<String, DemoError> {
         let id = new_id();
         let goal = Money::checked_sum(milestones.iter().map(|(_, c)| Money::from_cents(*c)))?;
-        let deadline = (status != "draft").then(|| self.now + deadline_days * DAY_MS);
+        let before_opening = matches!(status, "draft" | "awaiting_maintainer");
+        let deadline = (!before_opening).then(|| self.now + deadline_days * DAY_MS);
         sqlx::query(
             "INSERT INTO proposals
                  (id, project_id, kind, title, summary, status, funding_goal, funding_deadline, created_at)
@@ -627,7 +929,7 @@ impl Demo<'_> {
             .execute(&mut *self.conn)
             .await?;
         }
-        if status != "draft" {
+        if !before_opening {
             ledger::open_account(self.conn, &AccountId::escrow(&id), AccountKind::Escrow).await?;
         }
         self.summary.proposals += 1;

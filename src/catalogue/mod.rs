@@ -10,7 +10,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit;
 use crate::authz::{Action, Denied, Principal, authorize};
-use crate::db::{new_id, now_ms, placeholders};
+use crate::db::{new_id, now_ms};
 use crate::i18n::Locale;
 use crate::ledger::{self, AccountId, AccountKind};
 use crate::mail;
@@ -884,23 +884,4 @@ pub async fn payout_of(
             updated_at: row.get("updated_at"),
         }
     }))
-}
-
-/// Names of projects by id, for lists elsewhere.
-pub async fn names(
-    conn: &mut AnyConnection,
-    ids: &[String],
-) -> Result<Vec<(String, String)>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT id, name FROM projects WHERE id IN ({})",
-        placeholders(1, ids.len())
-    );
-    let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        query = query.bind(id.clone());
-    }
-    query.fetch_all(&mut *conn).await
 }

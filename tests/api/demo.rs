@@ -13,8 +13,8 @@ async fn the_demo_fills_an_empty_database_with_a_cooperative_that_balances() {
     assert_eq!(summary.organisations, 6);
     assert_eq!(
         summary.people,
-        3 + 6,
-        "staff and one admin per organisation"
+        3 + 6 + 3,
+        "staff, one admin per organisation, three maintainers"
     );
     assert!(summary.projects >= 3);
     assert!(summary.proposals >= 5);
@@ -26,7 +26,16 @@ async fn the_demo_fills_an_empty_database_with_a_cooperative_that_balances() {
             .fetch_all(&mut *conn)
             .await
             .unwrap();
-    for stage in ["completed", "draft", "expired", "funded", "open"] {
+    for stage in [
+        "awaiting_maintainer",
+        "cancelled",
+        "completed",
+        "draft",
+        "expired",
+        "funded",
+        "in_progress",
+        "open",
+    ] {
         assert!(statuses.iter().any(|s| s == stage), "no {stage} proposal");
     }
     let pending: i64 =

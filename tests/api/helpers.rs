@@ -395,3 +395,43 @@ impl TestApp {
         rest[..end].to_owned()
     }
 }
+
+impl TestApp {
+    /// A project added through the form by `maintainer`; returns (slug, id).
+    pub async fn project(&self, maintainer: &Browser, name: &str) -> (String, String) {
+        let response = maintainer
+            .post(
+                "/projects",
+                &[
+                    ("name", name),
+                    ("summary", "Ein Werkzeug für Vereine."),
+                    ("description", ""),
+                    ("repository_url", "https://codeberg.org/example/tool"),
+                    ("homepage_url", ""),
+                    ("licence", "EUPL-1.2"),
+                    ("categories", "Verwaltung"),
+                    ("languages", "Rust"),
+                    ("software_version", "1.0"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 303, "add project {name}");
+        let slug = location(&response)
+            .trim_start_matches("/projects/")
+            .to_owned();
+        let id: String = sqlx::query_scalar("SELECT id FROM projects WHERE slug = $1")
+            .bind(&slug)
+            .fetch_one(&mut *self.conn().await)
+            .await
+            .expect("project id");
+        (slug, id)
+    }
+
+    pub async fn proposal_state(&self, id: &str) -> String {
+        sqlx::query_scalar("SELECT status FROM proposals WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *self.conn().await)
+            .await
+            .expect("proposal state")
+    }
+}

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod authz;
+mod catalogue;
 mod cli;
 mod demo;
 mod helpers;
@@ -13,5 +14,6 @@ mod ledger;
 mod mail;
 mod membership;
 mod organisations;
+mod proposals;
 mod smtp_server;
 mod web;
