@@ -135,6 +135,14 @@ pub enum Action<'a> {
     Comment,
     /// Hide comments.
     ModerateComments,
+    /// Pay a top-up, shares or dues for an organisation.
+    PayForOrganisation { organisation_id: &'a str },
+    /// See an organisation's payments and receipts.
+    ViewPayments { organisation_id: &'a str },
+    /// Confirm payments, import bank statements, match entries (the treasurer).
+    ManagePayments,
+    /// See what is open and what is short (treasurer and board).
+    ViewShortfalls,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +185,12 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
             principal.role_in(organisation_id).is_some()
         }
         Action::ModerateComments => board,
+        Action::PayForOrganisation { organisation_id } => principal.is_admin_of(organisation_id),
+        Action::ViewPayments { organisation_id } => {
+            principal.role_in(organisation_id).is_some() || board || treasurer
+        }
+        Action::ManagePayments => treasurer,
+        Action::ViewShortfalls => treasurer || board,
         Action::ViewOrganisationInternals { organisation_id } => {
             principal.role_in(organisation_id).is_some() || board || treasurer
         }

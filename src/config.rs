@@ -43,6 +43,23 @@ pub struct StripeConfig {
     pub secret_key: Secret,
     pub webhook_secret: Secret,
     pub publishable_key: Option<String>,
+    /// Where the Stripe API is: `https://api.stripe.com`, or a local fake server in tests.
+    pub api_base: String,
+}
+
+/// The cooperative's bank account, shown to those who pay by transfer.
+#[derive(Clone, Debug)]
+pub struct BankDetails {
+    pub account_holder: String,
+    pub iban: crate::catalogue::iban::Iban,
+    pub bic: String,
+    pub name: String,
+}
+
+impl BankDetails {
+    pub fn iban_formatted(&self) -> String {
+        self.iban.formatted()
+    }
 }
 
 #[derive(Clone)]
@@ -71,6 +88,10 @@ pub struct Config {
     pub session_idle_minutes: i64,
     /// Behind a reverse proxy, the visitor's address is the last one in `X-Forwarded-For`.
     pub behind_proxy: bool,
+    pub bank: BankDetails,
+    /// The cooperative's name and address, on receipts.
+    pub cooperative_name: String,
+    pub cooperative_address: String,
 }
 
 impl fmt::Debug for Config {
@@ -92,6 +113,8 @@ impl fmt::Debug for Config {
             .field("statutes_path", &self.statutes_path)
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("behind_proxy", &self.behind_proxy)
+            .field("bank", &self.bank)
+            .field("cooperative_name", &self.cooperative_name)
             .finish()
     }
 }
@@ -143,11 +166,18 @@ pub const SETTINGS: &[&str] = &[
     "stripe.secret_key",
     "stripe.webhook_secret",
     "stripe.publishable_key",
+    "stripe.api_base",
     "membership.share_price",
     "membership.annual_dues",
     "membership.statutes",
     "session.idle_minutes",
     "behind_proxy",
+    "bank.account_holder",
+    "bank.iban",
+    "bank.bic",
+    "bank.name",
+    "cooperative.name",
+    "cooperative.address",
 ];
 
 pub fn env_name(setting: &str) -> String {
@@ -362,6 +392,23 @@ impl Config {
             }
         };
 
+        let (api_base, origin) = text("stripe.api_base", "https://api.stripe.com");
+        // Checked even without keys, so a typo shows up before Stripe is switched on.
+        if url::Url::parse(&api_base)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .is_none()
+        {
+            return Err(invalid(
+                "stripe.api_base",
+                origin,
+                format!(
+                    "`{}` is not an http(s) URL, like https://api.stripe.com",
+                    redact_url(&api_base)
+                ),
+            ));
+        }
+
         let stripe = match (
             layers.get("stripe.secret_key"),
             layers.get("stripe.webhook_secret"),
@@ -373,6 +420,7 @@ impl Config {
                 publishable_key: layers
                     .get("stripe.publishable_key")
                     .map(|(v, _)| v.trim().to_owned()),
+                api_base,
             }),
             (Some((_, origin)), None) | (None, Some((_, origin))) => {
                 return Err(invalid(
@@ -440,6 +488,34 @@ impl Config {
             }
         };
 
+        let (iban, origin) = text("bank.iban", "DE02120300000000202051");
+        let iban = crate::catalogue::iban::Iban::parse(&iban).map_err(|e| {
+            invalid(
+                "bank.iban",
+                origin,
+                format!("`{iban}` is not a valid IBAN: {e}"),
+            )
+        })?;
+        let (bic, origin) = text("bank.bic", "BYLADEM1001");
+        let bic = crate::catalogue::iban::Bic::parse(&bic)
+            .map(|b| b.to_string())
+            .map_err(|e| {
+                invalid(
+                    "bank.bic",
+                    origin,
+                    format!("`{bic}` is not a valid BIC: {e}"),
+                )
+            })?;
+        let bank = BankDetails {
+            account_holder: text("bank.account_holder", "Allmende eG").0,
+            iban,
+            bic,
+            name: text("bank.name", "Deutsche Kreditbank").0,
+        };
+        let cooperative_name = text("cooperative.name", "Allmende eG").0;
+        let cooperative_address =
+            text("cooperative.address", "Musterstraße 1, 12345 Musterhausen").0;
+
         Ok(Config {
             bind,
             base_url,
@@ -457,6 +533,9 @@ impl Config {
             statutes_path,
             session_idle_minutes,
             behind_proxy,
+            bank,
+            cooperative_name,
+            cooperative_address,
         })
     }
 }
@@ -658,5 +737,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("webhook_secret"), "{err}");
+    }
+
+    #[test]
+    fn stripe_api_base_defaults_to_stripe_and_must_be_http() {
+        let keys = [
+            ("ALLMENDE_STRIPE_SECRET_KEY", "sk_test_x"),
+            ("ALLMENDE_STRIPE_WEBHOOK_SECRET", "whsec_x"),
+        ];
+        let config = Config::load_from(None, &env(&keys), &Overrides::default()).unwrap();
+        assert_eq!(config.stripe.unwrap().api_base, "https://api.stripe.com");
+
+        let mut fake = keys.to_vec();
+        fake.push(("ALLMENDE_STRIPE_API_BASE", "http://127.0.0.1:12111"));
+        let config = Config::load_from(None, &env(&fake), &Overrides::default()).unwrap();
+        assert_eq!(config.stripe.unwrap().api_base, "http://127.0.0.1:12111");
+
+        for bad in ["api.stripe.com", "ftp://api.stripe.com", "http://"] {
+            let err = Config::load_from(
+                None,
+                &env(&[("ALLMENDE_STRIPE_API_BASE", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("stripe.api_base"), "{err}");
+            assert!(err.contains("ALLMENDE_STRIPE_API_BASE"), "{err}");
+        }
     }
 }

@@ -495,6 +495,17 @@ impl Demo<'_> {
         let withdrawn = self.pledge(&buildings, stiftung, 150_000, false).await?;
         self.refund(&buildings, &withdrawn).await?;
 
+        // A top-up by bank transfer that waits for the treasurer.
+        sqlx::query(
+            "INSERT INTO payments (id, organisation_id, purpose, method, amount, status, reference, created_by, created_at)
+             VALUES ($1, $2, 'top_up', 'bank_transfer', 50000, 'pending', 'AM-TAFE-K2RM', 'cli', $3)",
+        )
+        .bind(new_id())
+        .bind(tafel)
+        .bind(self.now - 2 * DAY_MS)
+        .execute(&mut *self.conn)
+        .await?;
+
         // Where Formularwerk's money is paid out.
         sqlx::query(
             "INSERT INTO project_payouts (project_id, method, account_holder, iban, bic, updated_by, updated_at)

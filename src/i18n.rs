@@ -297,6 +297,10 @@ mod tests {
             "state.",
             "transition.",
             "money.",
+            "payment.",
+            "treasurer.",
+            "camt.",
+            "stripe.",
         ];
         let de = catalogues().of(Locale::De);
         let known = |key: &str| {

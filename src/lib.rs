@@ -19,6 +19,7 @@ pub mod mail;
 pub mod markdown;
 pub mod members;
 pub mod money;
+pub mod payments;
 pub mod people;
 pub mod proposals;
 pub mod verify;

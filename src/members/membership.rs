@@ -480,6 +480,7 @@ pub async fn entry_of(
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Obligation {
+    pub id: String,
     pub kind: String,
     pub year: i64,
     pub amount: Money,
@@ -494,7 +495,7 @@ pub async fn obligations_of(
     membership_id: &str,
 ) -> Result<Vec<Obligation>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT kind, year, amount, paid FROM member_obligations
+        "SELECT id, kind, year, amount, paid FROM member_obligations
          WHERE membership_id = $1 ORDER BY year DESC, kind DESC",
     )
     .bind(membership_id)
@@ -506,6 +507,7 @@ pub async fn obligations_of(
             let amount: i64 = row.get("amount");
             let paid: i64 = row.get("paid");
             Obligation {
+                id: row.get("id"),
                 kind: row.get("kind"),
                 year: row.get("year"),
                 amount: Money::from_cents(amount),

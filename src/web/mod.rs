@@ -10,6 +10,7 @@ mod error;
 mod forms;
 mod organisations;
 mod pages;
+mod payments;
 mod projects;
 mod proposals;
 mod templates;
@@ -45,17 +46,27 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub templates: Arc<Templates>,
     pub statutes: Arc<crate::members::statutes::Statutes>,
+    /// Present when Stripe keys are configured; without it only bank transfer is offered.
+    pub stripe: Option<Arc<crate::payments::stripe::StripeGateway>>,
 }
 
 impl AppState {
     /// Fails when the configured statutes cannot be read.
     pub fn new(db: Db, config: Config) -> std::io::Result<Self> {
         let statutes = crate::members::statutes::load(config.statutes_path.as_deref())?;
+        let stripe = match &config.stripe {
+            Some(stripe) => Some(Arc::new(
+                crate::payments::stripe::StripeGateway::from_config(stripe)
+                    .map_err(|e| std::io::Error::other(format!("Stripe: {e}")))?,
+            )),
+            None => None,
+        };
         Ok(Self {
             db,
             config: Arc::new(config),
             templates: Arc::new(Templates::new()),
             statutes: Arc::new(statutes),
+            stripe,
         })
     }
 
@@ -139,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(projects::router())
         .merge(proposals::router())
+        .merge(payments::router())
         .fallback(|| async { AppError::not_found() })
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");

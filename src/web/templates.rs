@@ -26,6 +26,7 @@ impl Templates {
         });
         env.add_function("t", translate);
         env.add_filter("money", money);
+        env.add_filter("money_plain", money_plain);
         env.add_filter("date", date);
         env.add_filter("datetime", datetime);
         Templates { env }
@@ -87,6 +88,13 @@ fn money(state: &State, cents: Value) -> Result<String, Error> {
     let cents = i64::try_from(cents)
         .map_err(|_| Error::new(ErrorKind::InvalidOperation, "money needs whole cents"))?;
     Ok(Money::from_cents(cents).format(locale_of(state)))
+}
+
+/// `{{ cents|money_plain }}` → `1.234,56` / `1,234.56`, for form fields.
+fn money_plain(state: &State, cents: Value) -> Result<String, Error> {
+    let cents = i64::try_from(cents)
+        .map_err(|_| Error::new(ErrorKind::InvalidOperation, "money needs whole cents"))?;
+    Ok(Money::from_cents(cents).format_plain(locale_of(state)))
 }
 
 fn date(state: &State, ms: i64) -> String {

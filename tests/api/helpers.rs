@@ -84,6 +84,11 @@ pub fn init_tracing() {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// As [`spawn_app`], with more settings (e.g. Stripe keys pointing at a fake Stripe).
+pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     init_tracing();
     let dir = tempfile::tempdir().expect("temp dir");
     let (database_url, pg_database) = fresh_database(dir.path()).await;
@@ -99,6 +104,8 @@ pub async fn spawn_app() -> TestApp {
         // Links in mails point at this test server.
         ("ALLMENDE_BASE_URL".to_owned(), address.clone()),
     ];
+    let mut env = env;
+    env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::load_from(
         None,
         &env,

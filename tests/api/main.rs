@@ -14,6 +14,8 @@ mod ledger;
 mod mail;
 mod membership;
 mod organisations;
+mod payments;
 mod proposals;
 mod smtp_server;
+mod stripe_server;
 mod web;

@@ -1,0 +1,1083 @@
+//! Money in: organisations pay wallet top-ups, shares and dues by Stripe Checkout or bank
+//! transfer. A payment is booked only when the money is there (Stripe says it succeeded, the
+//! treasurer confirms the transfer, or an imported bank statement shows it), each booking a
+//! balanced ledger transaction whose key comes from the payment's source, so a replayed webhook,
+//! a double confirmation or a statement imported twice books nothing twice.
+
+pub mod camt053;
+pub mod stripe;
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::audit;
+use crate::authz::{Action, Denied, Principal, authorize};
+use crate::db::{new_id, now_ms};
+use crate::ledger::{self, AccountId, Actor, LedgerError, NewTransaction, TxKind};
+use crate::money::{Money, MoneyError};
+use crate::people::FieldErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("the form has problems: {0:?}")]
+    Invalid(FieldErrors),
+    #[error("no such payment")]
+    UnknownPayment,
+    #[error("the payment is {status} and cannot be booked")]
+    NotOpen { status: String },
+    #[error("nothing is owed for this")]
+    NothingOwed,
+    #[error("the organisation is not a member")]
+    NotMember,
+    #[error("the bank statement could not be read: {key}")]
+    Statement { key: &'static str, detail: String },
+    #[error("no such bank entry, or it is booked already")]
+    UnknownEntry,
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// What a payment is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    TopUp,
+    Shares,
+    Dues,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::TopUp => "top_up",
+            Purpose::Shares => "shares",
+            Purpose::Dues => "dues",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Purpose> {
+        match text {
+            "top_up" => Some(Purpose::TopUp),
+            "shares" => Some(Purpose::Shares),
+            "dues" => Some(Purpose::Dues),
+            _ => None,
+        }
+    }
+
+    /// Where the money goes: the wallet, the capital (shares), the pool (dues).
+    fn account(self, organisation_id: &str) -> AccountId {
+        match self {
+            Purpose::TopUp => AccountId::wallet(organisation_id),
+            Purpose::Shares => AccountId::capital(),
+            Purpose::Dues => AccountId::pool(),
+        }
+    }
+
+    fn tx_kind(self) -> TxKind {
+        match self {
+            Purpose::TopUp => TxKind::TopUp,
+            Purpose::Shares => TxKind::Shares,
+            Purpose::Dues => TxKind::Dues,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    BankTransfer,
+    Stripe,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::BankTransfer => "bank_transfer",
+            Method::Stripe => "stripe",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Method> {
+        match text {
+            "bank_transfer" => Some(Method::BankTransfer),
+            "stripe" => Some(Method::Stripe),
+            _ => None,
+        }
+    }
+
+    fn external_account(self) -> AccountId {
+        match self {
+            Method::BankTransfer => AccountId::external_bank(),
+            Method::Stripe => AccountId::external_stripe(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Payment {
+    pub id: String,
+    pub organisation_id: String,
+    pub organisation_name: String,
+    pub organisation_slug: String,
+    pub purpose: Purpose,
+    pub obligation_id: Option<String>,
+    pub obligation_year: Option<i64>,
+    pub method: Method,
+    pub amount: Money,
+    pub received: Money,
+    pub refunded: Money,
+    pub status: String,
+    pub reference: String,
+    pub stripe_session_id: Option<String>,
+    pub stripe_payment_intent: Option<String>,
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+}
+
+const PAYMENT_SELECT: &str = "SELECT p.id, p.organisation_id, o.legal_name, o.slug, p.purpose,
+        p.obligation_id, b.year AS obligation_year, p.method, p.amount, p.received, p.refunded,
+        p.status, p.reference, p.stripe_session_id, p.stripe_payment_intent, p.created_at, p.paid_at
+     FROM payments p
+     JOIN organisations o ON o.id = p.organisation_id
+     LEFT JOIN member_obligations b ON b.id = p.obligation_id";
+
+fn payment_from_row(row: &sqlx::any::AnyRow) -> Payment {
+    let purpose: String = row.get("purpose");
+    let method: String = row.get("method");
+    Payment {
+        id: row.get("id"),
+        organisation_id: row.get("organisation_id"),
+        organisation_name: row.get("legal_name"),
+        organisation_slug: row.get("slug"),
+        // Both are written only by this module and checked by the table.
+        purpose: Purpose::parse(&purpose).unwrap_or(Purpose::TopUp),
+        obligation_id: row.get("obligation_id"),
+        obligation_year: row.get("obligation_year"),
+        method: Method::parse(&method).unwrap_or(Method::BankTransfer),
+        amount: Money::from_cents(row.get("amount")),
+        received: Money::from_cents(row.get("received")),
+        refunded: Money::from_cents(row.get("refunded")),
+        status: row.get("status"),
+        reference: row.get("reference"),
+        stripe_session_id: row.get("stripe_session_id"),
+        stripe_payment_intent: row.get("stripe_payment_intent"),
+        created_at: row.get("created_at"),
+        paid_at: row.get("paid_at"),
+    }
+}
+
+pub async fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<Payment>, sqlx::Error> {
+    let sql = format!("{PAYMENT_SELECT} WHERE p.id = $1");
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(payment_from_row))
+}
+
+async fn find_where(
+    conn: &mut AnyConnection,
+    condition: &'static str,
+    value: &str,
+) -> Result<Option<Payment>, sqlx::Error> {
+    let sql = format!("{PAYMENT_SELECT} WHERE {condition} = $1");
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(value)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(payment_from_row))
+}
+
+/// A payment the principal may see: the organisation's people, the treasurer, the board.
+pub async fn visible(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    id: &str,
+) -> Result<Payment, PaymentError> {
+    let payment = find(conn, id).await?.ok_or(PaymentError::UnknownPayment)?;
+    authorize(
+        principal,
+        Action::ViewPayments {
+            organisation_id: &payment.organisation_id,
+        },
+    )?;
+    Ok(payment)
+}
+
+pub async fn of_organisation(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    organisation_id: &str,
+) -> Result<Vec<Payment>, PaymentError> {
+    authorize(principal, Action::ViewPayments { organisation_id })?;
+    let sql = format!(
+        "{PAYMENT_SELECT} WHERE p.organisation_id = $1 ORDER BY p.created_at DESC, p.id DESC"
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(organisation_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(payment_from_row)
+        .collect())
+}
+
+/// Letters and digits that cannot be mistaken for each other when typed from a letter.
+const REFERENCE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+
+/// A new payment reference: `AM-XXXX-XXXX`, 40 bits of randomness.
+pub fn new_reference() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("no OS randomness: {e}"));
+    let chars: String = bytes
+        .iter()
+        .map(|b| char::from(REFERENCE_ALPHABET[usize::from(*b) % REFERENCE_ALPHABET.len()]))
+        .collect();
+    format!("AM-{}-{}", &chars[..4], &chars[4..])
+}
+
+/// The payment reference in a bank transfer's purpose text, however the payer or the bank
+/// wrote or split it (`AM-7KX4-93QF`, `am 7kx4 93qf`, `AM7KX493QF`).
+pub fn find_reference(text: &str) -> Option<String> {
+    let compact: Vec<char> = text
+        .to_uppercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let is_ref_char = |c: &char| REFERENCE_ALPHABET.contains(&(*c as u8));
+    compact.windows(10).find_map(|w| {
+        (w[0] == 'A' && w[1] == 'M' && w[2..].iter().all(is_ref_char)).then(|| {
+            let body: String = w[2..].iter().collect();
+            format!("AM-{}-{}", &body[..4], &body[4..])
+        })
+    })
+}
+
+/// What an organisation admin asks to pay.
+#[derive(Clone, Copy, Debug)]
+pub struct PaymentRequest<'a> {
+    pub purpose: Purpose,
+    /// For shares and dues: which obligation.
+    pub obligation_id: Option<&'a str>,
+    /// For a top-up: the amount as entered.
+    pub amount: &'a str,
+    pub method: Method,
+}
+
+/// An organisation admin asks to pay: a top-up of an amount, or what is still owed of an
+/// obligation (shares, a year's dues). The payment waits for the money.
+pub async fn start(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    organisation_id: &str,
+    request: PaymentRequest<'_>,
+    max_amount: Money,
+) -> Result<Payment, PaymentError> {
+    let PaymentRequest {
+        purpose,
+        obligation_id,
+        amount: amount_text,
+        method,
+    } = request;
+    authorize(principal, Action::PayForOrganisation { organisation_id })?;
+    let (amount, obligation) = match purpose {
+        Purpose::TopUp => {
+            let amount = Money::parse(amount_text, max_amount).map_err(|error| {
+                let mut errors = FieldErrors::new();
+                errors.insert("amount", crate::proposals::money_message_key(&error));
+                PaymentError::Invalid(errors)
+            })?;
+            if !amount.is_positive() {
+                let mut errors = FieldErrors::new();
+                errors.insert("amount", "milestone.amount_zero");
+                return Err(PaymentError::Invalid(errors));
+            }
+            (amount, None)
+        }
+        Purpose::Shares | Purpose::Dues => {
+            let obligation_id = obligation_id.ok_or(PaymentError::NothingOwed)?;
+            let row = sqlx::query(
+                "SELECT b.amount - b.paid AS open, b.kind FROM member_obligations b
+                 JOIN memberships m ON m.id = b.membership_id
+                 WHERE b.id = $1 AND m.organisation_id = $2",
+            )
+            .bind(obligation_id)
+            .bind(organisation_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(PaymentError::NothingOwed)?;
+            let open: i64 = row.get("open");
+            let kind: String = row.get("kind");
+            if open <= 0 || kind != purpose.as_str() {
+                return Err(PaymentError::NothingOwed);
+            }
+            (Money::from_cents(open), Some(obligation_id.to_owned()))
+        }
+    };
+    let id = new_id();
+    let reference = new_reference();
+    sqlx::query(
+        "INSERT INTO payments (id, organisation_id, purpose, obligation_id, method, amount, status,
+                               reference, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(organisation_id)
+    .bind(purpose.as_str())
+    .bind(obligation.as_deref())
+    .bind(method.as_str())
+    .bind(amount.cents())
+    .bind(&reference)
+    .bind(principal.actor().as_str())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        &principal.actor(),
+        "payment.started",
+        &id,
+        Some(organisation_id),
+        serde_json::json!({ "purpose": purpose.as_str(), "method": method.as_str(), "amount": amount }),
+    )
+    .await?;
+    find(conn, &id).await?.ok_or(PaymentError::UnknownPayment)
+}
+
+/// Remembers the Stripe Checkout Session made for a payment.
+pub async fn attach_checkout_session(
+    conn: &mut AnyConnection,
+    payment_id: &str,
+    session_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE payments SET stripe_session_id = $1 WHERE id = $2")
+        .bind(session_id)
+        .bind(payment_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Locks the payment's row for the rest of the transaction and reads it afresh, so that two
+/// bookings of the same payment (a webhook and the treasurer at the same moment) happen one
+/// after the other and the second sees what the first did.
+async fn lock(conn: &mut AnyConnection, payment_id: &str) -> Result<Payment, PaymentError> {
+    let locked = sqlx::query("UPDATE payments SET id = id WHERE id = $1")
+        .bind(payment_id)
+        .execute(&mut *conn)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Err(PaymentError::UnknownPayment);
+    }
+    find(conn, payment_id)
+        .await?
+        .ok_or(PaymentError::UnknownPayment)
+}
+
+fn is_open(status: &str) -> bool {
+    matches!(status, "pending" | "processing" | "partly_paid")
+}
+
+/// Books `amount` received for a payment from `source` (`stripe`, `treasurer`,
+/// `bank_statement`) under `source_ref`: into the wallet for a top-up; for shares and dues, up to
+/// what is still owed into the capital or the pool, any excess into the wallet. The same source
+/// and reference again books nothing (returns false).
+async fn book_receipt(
+    conn: &mut AnyConnection,
+    payment: &Payment,
+    amount: Money,
+    source: &str,
+    source_ref: &str,
+    actor: &Actor,
+) -> Result<bool, PaymentError> {
+    let already: Option<String> =
+        sqlx::query_scalar("SELECT id FROM payment_receipts WHERE source = $1 AND source_ref = $2")
+            .bind(source)
+            .bind(source_ref)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if already.is_some() {
+        return Ok(false);
+    }
+    let external = payment.method.external_account();
+    let mut postings = vec![(external.clone(), amount.checked_neg()?)];
+    let mut to_obligation = Money::ZERO;
+    match payment.purpose {
+        Purpose::TopUp => postings.push((AccountId::wallet(&payment.organisation_id), amount)),
+        Purpose::Shares | Purpose::Dues => {
+            let open: i64 = match &payment.obligation_id {
+                Some(id) => {
+                    sqlx::query_scalar("SELECT amount - paid FROM member_obligations WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *conn)
+                        .await?
+                        .unwrap_or(0)
+                }
+                None => 0,
+            };
+            to_obligation = Money::from_cents(open.max(0).min(amount.cents()));
+            let excess = amount.checked_sub(to_obligation)?;
+            if to_obligation.is_positive() {
+                postings.push((
+                    payment.purpose.account(&payment.organisation_id),
+                    to_obligation,
+                ));
+            }
+            if excess.is_positive() {
+                // Paid more than owed: the rest is the organisation's, in its wallet.
+                postings.push((AccountId::wallet(&payment.organisation_id), excess));
+            }
+        }
+    }
+    let mut new = NewTransaction::new(
+        format!("receipt:{source}:{source_ref}"),
+        payment.purpose.tx_kind(),
+        format!("{} {}", payment.reference, payment.organisation_name),
+        actor.clone(),
+    );
+    for (account, cents) in postings {
+        new = new.posting(account, cents);
+    }
+    let transaction = ledger::post(conn, new).await?.into_transaction();
+    sqlx::query(
+        "INSERT INTO payment_receipts (id, payment_id, amount, source, source_ref, transaction_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(new_id())
+    .bind(&payment.id)
+    .bind(amount.cents())
+    .bind(source)
+    .bind(source_ref)
+    .bind(&transaction.id)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    if let (Some(obligation), true) = (&payment.obligation_id, to_obligation.is_positive()) {
+        sqlx::query("UPDATE member_obligations SET paid = paid + $1 WHERE id = $2")
+            .bind(to_obligation.cents())
+            .bind(obligation)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let received = payment.received.checked_add(amount)?;
+    let status = if received >= payment.amount {
+        "paid"
+    } else {
+        "partly_paid"
+    };
+    sqlx::query(
+        "UPDATE payments SET received = $1, status = $2,
+             paid_at = CASE WHEN $2 = 'paid' THEN $3 ELSE paid_at END
+         WHERE id = $4",
+    )
+    .bind(received.cents())
+    .bind(status)
+    .bind(now_ms())
+    .bind(&payment.id)
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        actor,
+        "payment.received",
+        &payment.id,
+        Some(&payment.organisation_id),
+        serde_json::json!({ "amount": amount, "source": source, "status": status }),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The treasurer confirms money that arrived by bank transfer (or, when a webhook is late, by
+/// Stripe). The amount received may differ from the amount asked: less leaves the payment
+/// partly paid, more is credited to the wallet. `form_key` makes a double submission harmless.
+pub async fn confirm(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payment_id: &str,
+    received_text: &str,
+    form_key: &str,
+    max_amount: Money,
+) -> Result<Payment, PaymentError> {
+    authorize(principal, Action::ManagePayments)?;
+    let received = Money::parse(received_text, max_amount)
+        .ok()
+        .filter(|m| m.is_positive())
+        .ok_or_else(|| {
+            let mut errors = FieldErrors::new();
+            errors.insert("received", "payment.received_invalid");
+            PaymentError::Invalid(errors)
+        })?;
+    if form_key.trim().is_empty() {
+        return Err(PaymentError::Invalid(FieldErrors::new()));
+    }
+    let payment = lock(conn, payment_id).await?;
+    let replay: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM payment_receipts WHERE source = 'treasurer' AND source_ref = $1",
+    )
+    .bind(form_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if replay.is_none() && !is_open(&payment.status) {
+        return Err(PaymentError::NotOpen {
+            status: payment.status,
+        });
+    }
+    book_receipt(
+        conn,
+        &payment,
+        received,
+        "treasurer",
+        form_key,
+        &principal.actor(),
+    )
+    .await?;
+    find(conn, payment_id)
+        .await?
+        .ok_or(PaymentError::UnknownPayment)
+}
+
+/// Books what Stripe reports as paid for a payment, unless it is booked already: the full
+/// open amount, keyed by the Checkout Session, so `checkout.session.completed` and
+/// `async_payment_succeeded` of the same session book it once.
+async fn settle_from_stripe(
+    conn: &mut AnyConnection,
+    payment_id: &str,
+    session_id: &str,
+    payment_intent: Option<&str>,
+) -> Result<(), PaymentError> {
+    let payment = lock(conn, payment_id).await?;
+    if let Some(intent) = payment_intent {
+        sqlx::query("UPDATE payments SET stripe_payment_intent = $1 WHERE id = $2")
+            .bind(intent)
+            .bind(payment_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if !is_open(&payment.status) {
+        return Ok(());
+    }
+    let open = payment.amount.checked_sub(payment.received)?;
+    if open.is_positive() {
+        book_receipt(conn, &payment, open, "stripe", session_id, &Actor::system()).await?;
+    }
+    Ok(())
+}
+
+/// Takes back money Stripe took back (refund, dispute): from the account it was booked to, as
+/// far as that account still holds it; what it no longer holds is recorded as a shortfall the
+/// organisation owes, shown to the treasurer and the board.
+async fn take_back(
+    conn: &mut AnyConnection,
+    payment: &Payment,
+    amount: Money,
+    reason: &str,
+    event_id: &str,
+) -> Result<(), PaymentError> {
+    let amount = Money::from_cents(
+        amount
+            .cents()
+            .min(payment.received.cents() - payment.refunded.cents())
+            .max(0),
+    );
+    if !amount.is_positive() {
+        return Ok(());
+    }
+    let account = payment.purpose.account(&payment.organisation_id);
+    let held = ledger::balance(conn, &account).await?;
+    let back = Money::from_cents(amount.cents().min(held.cents().max(0)));
+    let shortfall = amount.checked_sub(back)?;
+    if back.is_positive() {
+        ledger::post(
+            conn,
+            NewTransaction::transfer(
+                format!("takeback:{event_id}"),
+                TxKind::Reversal,
+                format!("{reason} {}", payment.reference),
+                Actor::system(),
+                account,
+                AccountId::external_stripe(),
+                back,
+            )?,
+        )
+        .await?;
+    }
+    if let (Some(obligation), false) = (&payment.obligation_id, payment.purpose == Purpose::TopUp) {
+        sqlx::query(
+            "UPDATE member_obligations SET paid = CASE WHEN paid > $1 THEN paid - $1 ELSE 0 END
+             WHERE id = $2",
+        )
+        .bind(amount.cents())
+        .bind(obligation)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if shortfall.is_positive() {
+        sqlx::query(
+            "INSERT INTO payment_shortfalls (id, payment_id, amount, reason, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(&payment.id)
+        .bind(shortfall.cents())
+        .bind(reason)
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("UPDATE payments SET refunded = refunded + $1 WHERE id = $2")
+        .bind(amount.cents())
+        .bind(&payment.id)
+        .execute(&mut *conn)
+        .await?;
+    audit::record(
+        conn,
+        &Actor::system(),
+        &format!("payment.{reason}"),
+        &payment.id,
+        Some(&payment.organisation_id),
+        serde_json::json!({ "amount": amount, "taken_back": back, "shortfall": shortfall }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Handles a verified Stripe event once: the event id is recorded in the same transaction as
+/// what it causes. Events for payments this instance does not know, and kinds it does not act
+/// on, are recorded and otherwise ignored.
+pub async fn handle_stripe_event(
+    conn: &mut AnyConnection,
+    event: &stripe::WebhookEvent,
+) -> Result<(), PaymentError> {
+    let parsed = stripe::parse_event(event).map_err(|e| PaymentError::Statement {
+        key: "stripe.malformed",
+        detail: e.to_string(),
+    })?;
+    let inserted = sqlx::query(
+        "INSERT INTO stripe_events (id, kind, received_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(&event.kind)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(());
+    }
+    use stripe::StripeEvent as E;
+    match parsed {
+        E::CheckoutCompleted {
+            session_id,
+            payment_id,
+            paid,
+            payment_intent,
+        } => {
+            let Some(payment) = resolve(conn, payment_id.as_deref(), &session_id).await? else {
+                return Ok(());
+            };
+            if paid {
+                settle_from_stripe(conn, &payment.id, &session_id, payment_intent.as_deref())
+                    .await?;
+            } else {
+                // A SEPA debit: accepted, not yet cleared. Not spendable until Stripe says so.
+                sqlx::query(
+                    "UPDATE payments SET status = 'processing', stripe_payment_intent = COALESCE($1, stripe_payment_intent)
+                     WHERE id = $2 AND status = 'pending'",
+                )
+                .bind(payment_intent.as_deref())
+                .bind(&payment.id)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        E::AsyncPaymentSucceeded {
+            session_id,
+            payment_id,
+            payment_intent,
+        } => {
+            if let Some(payment) = resolve(conn, payment_id.as_deref(), &session_id).await? {
+                settle_from_stripe(conn, &payment.id, &session_id, payment_intent.as_deref())
+                    .await?;
+            }
+        }
+        E::AsyncPaymentFailed {
+            session_id,
+            payment_id,
+        } => {
+            if let Some(payment) = resolve(conn, payment_id.as_deref(), &session_id).await? {
+                sqlx::query(
+                    "UPDATE payments SET status = 'failed' WHERE id = $1 AND status IN ('pending', 'processing')",
+                )
+                .bind(&payment.id)
+                .execute(&mut *conn)
+                .await?;
+                audit::record(
+                    conn,
+                    &Actor::system(),
+                    "payment.failed",
+                    &payment.id,
+                    Some(&payment.organisation_id),
+                    serde_json::json!({}),
+                )
+                .await?;
+            }
+        }
+        E::ChargeRefunded {
+            payment_intent: Some(intent),
+            amount_refunded,
+        } => {
+            if let Some(payment) = find_where(conn, "p.stripe_payment_intent", &intent).await? {
+                let payment = lock(conn, &payment.id).await?;
+                // Stripe reports the refunds so far; take back what is new.
+                let new = amount_refunded.checked_sub(payment.refunded)?;
+                take_back(conn, &payment, new, "refunded", &event.id).await?;
+            }
+        }
+        E::DisputeCreated {
+            payment_intent: Some(intent),
+            amount,
+        } => {
+            if let Some(payment) = find_where(conn, "p.stripe_payment_intent", &intent).await? {
+                let payment = lock(conn, &payment.id).await?;
+                take_back(conn, &payment, amount, "disputed", &event.id).await?;
+            }
+        }
+        // Without a payment intent there is no payment of ours to take back from.
+        E::ChargeRefunded { .. } | E::DisputeCreated { .. } => {}
+        E::Other(_) => {}
+    }
+    Ok(())
+}
+
+async fn resolve(
+    conn: &mut AnyConnection,
+    payment_id: Option<&str>,
+    session_id: &str,
+) -> Result<Option<Payment>, sqlx::Error> {
+    if let Some(id) = payment_id
+        && let Some(payment) = find(conn, id).await?
+    {
+        return Ok(Some(payment));
+    }
+    find_where(conn, "p.stripe_session_id", session_id).await
+}
+
+/// What importing a statement did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ImportReport {
+    pub statements: usize,
+    pub credits: usize,
+    pub matched: usize,
+    pub unmatched: usize,
+    /// Entries seen before (the same statement, or an overlapping one).
+    pub already_imported: usize,
+}
+
+/// Imports a camt.053 statement: each credit entry whose purpose line carries an open payment's
+/// reference is booked for it; the rest is listed for the treasurer. Entries are keyed by the
+/// bank's reference, so importing the same statement again books nothing.
+pub async fn import_statement(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    xml: &str,
+) -> Result<ImportReport, PaymentError> {
+    authorize(principal, Action::ManagePayments)?;
+    let statements = camt053::parse(xml).map_err(|error| PaymentError::Statement {
+        key: error.message_key(),
+        detail: error.to_string(),
+    })?;
+    let mut report = ImportReport::default();
+    let actor = principal.actor();
+    for statement in statements {
+        report.statements += 1;
+        let statement_id = new_id();
+        let statement_ref = format!(
+            "{}:{}",
+            statement.account_iban.clone().unwrap_or_default(),
+            statement.id
+        );
+        let inserted = sqlx::query(
+            "INSERT INTO bank_statements (id, statement_ref, imported_by, imported_at, entries, matched)
+             VALUES ($1, $2, $3, $4, 0, 0) ON CONFLICT (statement_ref) DO NOTHING",
+        )
+        .bind(&statement_id)
+        .bind(&statement_ref)
+        .bind(actor.as_str())
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            report.already_imported += statement.entries.iter().filter(|e| e.credit).count();
+            continue;
+        }
+        let mut matched: i64 = 0;
+        let mut credits: i64 = 0;
+        for entry in statement.entries.iter().filter(|e| e.credit && e.booked) {
+            credits += 1;
+            report.credits += 1;
+            let new_entry = sqlx::query(
+                "INSERT INTO bank_entries (entry_ref, statement_id, amount, booking_date, remittance,
+                                           debtor_name, debtor_iban, status, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'unmatched', $8)
+                 ON CONFLICT (entry_ref) DO NOTHING",
+            )
+            .bind(&entry.entry_ref)
+            .bind(&statement_id)
+            .bind(entry.amount.cents())
+            .bind(entry.booking_date.as_deref())
+            .bind(&entry.remittance)
+            .bind(entry.debtor_name.as_deref())
+            .bind(entry.debtor_iban.as_deref())
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?;
+            if new_entry.rows_affected() == 0 {
+                report.already_imported += 1;
+                continue;
+            }
+            let payment = match find_reference(&entry.remittance) {
+                Some(reference) => find_where(conn, "p.reference", &reference).await?,
+                None => None,
+            };
+            let booked = match payment {
+                Some(payment) => {
+                    let payment = lock(conn, &payment.id).await?;
+                    is_open(&payment.status)
+                        && book_receipt(
+                            conn,
+                            &payment,
+                            entry.amount,
+                            "bank_statement",
+                            &entry.entry_ref,
+                            &actor,
+                        )
+                        .await?
+                        && {
+                            sqlx::query("UPDATE bank_entries SET payment_id = $1, status = 'matched' WHERE entry_ref = $2")
+                                .bind(&payment.id)
+                                .bind(&entry.entry_ref)
+                                .execute(&mut *conn)
+                                .await?;
+                            true
+                        }
+                }
+                None => false,
+            };
+            if booked {
+                matched += 1;
+                report.matched += 1;
+            } else {
+                report.unmatched += 1;
+            }
+        }
+        sqlx::query("UPDATE bank_statements SET entries = $1, matched = $2 WHERE id = $3")
+            .bind(credits)
+            .bind(matched)
+            .bind(&statement_id)
+            .execute(&mut *conn)
+            .await?;
+        audit::record(
+            conn,
+            &actor,
+            "payment.statement_imported",
+            &statement_id,
+            None,
+            serde_json::json!({ "statement": statement.id, "credits": credits, "matched": matched }),
+        )
+        .await?;
+    }
+    Ok(report)
+}
+
+/// The treasurer books an unmatched bank entry for the payment with the given reference.
+pub async fn assign_entry(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    entry_ref: &str,
+    reference: &str,
+) -> Result<Payment, PaymentError> {
+    authorize(principal, Action::ManagePayments)?;
+    let row = sqlx::query(
+        "SELECT amount FROM bank_entries WHERE entry_ref = $1 AND status = 'unmatched'",
+    )
+    .bind(entry_ref)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(PaymentError::UnknownEntry)?;
+    let amount = Money::from_cents(row.get("amount"));
+    let reference = find_reference(reference).ok_or_else(|| {
+        let mut errors = FieldErrors::new();
+        errors.insert("reference", "payment.reference_unknown");
+        PaymentError::Invalid(errors)
+    })?;
+    let payment = find_where(conn, "p.reference", &reference)
+        .await?
+        .ok_or_else(|| {
+            let mut errors = FieldErrors::new();
+            errors.insert("reference", "payment.reference_unknown");
+            PaymentError::Invalid(errors)
+        })?;
+    let payment = lock(conn, &payment.id).await?;
+    if !is_open(&payment.status) {
+        return Err(PaymentError::NotOpen {
+            status: payment.status,
+        });
+    }
+    let updated = sqlx::query(
+        "UPDATE bank_entries SET payment_id = $1, status = 'resolved' WHERE entry_ref = $2 AND status = 'unmatched'",
+    )
+    .bind(&payment.id)
+    .bind(entry_ref)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(PaymentError::UnknownEntry);
+    }
+    book_receipt(
+        conn,
+        &payment,
+        amount,
+        "bank_statement",
+        entry_ref,
+        &principal.actor(),
+    )
+    .await?;
+    find(conn, &payment.id)
+        .await?
+        .ok_or(PaymentError::UnknownPayment)
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BankEntry {
+    pub entry_ref: String,
+    pub amount: Money,
+    pub booking_date: Option<String>,
+    pub remittance: String,
+    pub debtor_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Shortfall {
+    pub payment_id: String,
+    pub organisation_name: String,
+    pub reference: String,
+    pub amount: Money,
+    pub reason: String,
+    pub created_at: i64,
+}
+
+/// The treasurer's worklist: payments waiting for money, bank entries nobody could match, and
+/// shortfalls from refunds and disputes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Worklist {
+    pub open_payments: Vec<Payment>,
+    pub unmatched: Vec<BankEntry>,
+    pub shortfalls: Vec<Shortfall>,
+}
+
+pub async fn worklist(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+) -> Result<Worklist, PaymentError> {
+    authorize(principal, Action::ViewShortfalls)?;
+    let sql = format!(
+        "{PAYMENT_SELECT} WHERE p.status IN ('pending', 'processing', 'partly_paid') ORDER BY p.created_at"
+    );
+    let open_payments = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(payment_from_row)
+        .collect();
+    let unmatched = sqlx::query(
+        "SELECT entry_ref, amount, booking_date, remittance, debtor_name FROM bank_entries
+         WHERE status = 'unmatched' ORDER BY created_at, entry_ref",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| BankEntry {
+        entry_ref: row.get("entry_ref"),
+        amount: Money::from_cents(row.get("amount")),
+        booking_date: row.get("booking_date"),
+        remittance: row.get("remittance"),
+        debtor_name: row.get("debtor_name"),
+    })
+    .collect();
+    let shortfalls = sqlx::query(
+        "SELECT s.payment_id, o.legal_name, p.reference, s.amount, s.reason, s.created_at
+         FROM payment_shortfalls s JOIN payments p ON p.id = s.payment_id
+         JOIN organisations o ON o.id = p.organisation_id
+         WHERE s.settled_at IS NULL ORDER BY s.created_at",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| Shortfall {
+        payment_id: row.get("payment_id"),
+        organisation_name: row.get("legal_name"),
+        reference: row.get("reference"),
+        amount: Money::from_cents(row.get("amount")),
+        reason: row.get("reason"),
+        created_at: row.get("created_at"),
+    })
+    .collect();
+    Ok(Worklist {
+        open_payments,
+        unmatched,
+        shortfalls,
+    })
+}
+
+/// The bookings of a payment, for its page and receipt: (amount, source, when).
+pub async fn receipts_of(
+    conn: &mut AnyConnection,
+    payment_id: &str,
+) -> Result<Vec<(Money, String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT amount, source, created_at FROM payment_receipts WHERE payment_id = $1 ORDER BY created_at, id",
+    )
+    .bind(payment_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            (
+                Money::from_cents(row.get("amount")),
+                row.get("source"),
+                row.get("created_at"),
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_readable_and_found_however_written() {
+        let reference = new_reference();
+        assert_eq!(reference.len(), 12);
+        assert!(reference.starts_with("AM-"));
+        assert!(!reference[3..].contains(['0', 'O', '1', 'I', 'L']));
+        assert_eq!(
+            find_reference(&format!("Beitrag 2026 {reference} danke")),
+            Some(reference.clone())
+        );
+        assert_eq!(find_reference("am 7kx4 93qf"), Some("AM-7KX4-93QF".into()));
+        assert_eq!(
+            find_reference("Beitrag AM-P2M8- R4TZ Danke"),
+            Some("AM-P2M8-R4TZ".into())
+        );
+        assert_eq!(find_reference("Spende ohne Verwendungszweck"), None);
+    }
+}
