@@ -137,6 +137,8 @@ pub enum Action<'a> {
     ModerateComments,
     /// Pay a top-up, shares or dues for an organisation.
     PayForOrganisation { organisation_id: &'a str },
+    /// Pledge (and withdraw) the organisation's money to proposals.
+    PledgeForOrganisation { organisation_id: &'a str },
     /// See an organisation's payments and receipts.
     ViewPayments { organisation_id: &'a str },
     /// Confirm payments, import bank statements, match entries (the treasurer).
@@ -185,7 +187,10 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
             principal.role_in(organisation_id).is_some()
         }
         Action::ModerateComments => board,
-        Action::PayForOrganisation { organisation_id } => principal.is_admin_of(organisation_id),
+        Action::PayForOrganisation { organisation_id }
+        | Action::PledgeForOrganisation { organisation_id } => {
+            principal.is_admin_of(organisation_id)
+        }
         Action::ViewPayments { organisation_id } => {
             principal.role_in(organisation_id).is_some() || board || treasurer
         }

@@ -21,6 +21,7 @@ pub mod members;
 pub mod money;
 pub mod payments;
 pub mod people;
+pub mod pledges;
 pub mod proposals;
 pub mod verify;
 pub mod web;

@@ -19,6 +19,7 @@ use super::{AppError, AppState, Ctx, value};
 use crate::authz::{Action, Denied, authorize};
 use crate::catalogue::Project;
 use crate::people::FieldErrors;
+use crate::pledges::{self, PledgeError};
 use crate::proposals::lifecycle::Transition;
 use crate::proposals::{
     self, Filter, MILESTONE_ROWS, ProposalError, ProposalForm, TransitionInput, comments, fee_of,
@@ -38,6 +39,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/proposals/{id}/transitions", post(make_transition))
         .route("/proposals/{id}/comments", post(add_comment))
+        .route("/proposals/{id}/pledges", post(create_pledge))
+        .route("/proposals/{id}/withdrawals", post(withdraw_pledge))
         .route("/comments/{id}/edit", post(edit_comment))
         .route("/comments/{id}/hide", post(hide_comment))
 }
@@ -227,6 +230,7 @@ async fn proposal_page(
     ctx: &Ctx,
     id: &str,
     problems: &FieldErrors,
+    pledge_message: Option<String>,
 ) -> Result<Html<String>, AppError> {
     let mut conn = state.db.pool().acquire().await?;
     let proposal = proposals::visible(&mut conn, &ctx.principal, id).await?;
@@ -245,6 +249,17 @@ async fn proposal_page(
         .map(Transition::as_str)
         .collect();
     let roles = proposals::roles_of(&ctx.principal, &proposal);
+    let (pledge_options, still_needed) =
+        if proposal.status == crate::proposals::lifecycle::State::Open {
+            let mut conn = state.db.pool().acquire().await?;
+            let options = pledges::options_for(&mut conn, &ctx.principal, id).await?;
+            let needed = pledges::still_needed(&mut conn, id)
+                .await
+                .map_err(AppError::internal)?;
+            (options, needed)
+        } else {
+            (Vec::new(), crate::money::Money::ZERO)
+        };
     state.render(
         ctx,
         "proposals/show.html",
@@ -263,6 +278,10 @@ async fn proposal_page(
             me => ctx.person_id(),
             errors => errors(ctx.locale, problems),
             default_deadline => proposals::date_value(crate::db::now_ms() + 30 * 86_400_000),
+            pledge_options => value(&pledge_options),
+            still_needed => still_needed,
+            pledge_key => crate::people::new_token(),
+            pledge_message => pledge_message,
         },
     )
 }
@@ -272,7 +291,7 @@ async fn show_proposal(
     ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    Ok(proposal_page(&state, &ctx, &id, &FieldErrors::new())
+    Ok(proposal_page(&state, &ctx, &id, &FieldErrors::new(), None)
         .await?
         .into_response())
 }
@@ -392,7 +411,9 @@ async fn make_transition(
         }
         Err(ProposalError::Invalid(problems)) => {
             drop(tx);
-            Ok(invalid(proposal_page(&state, &ctx, &id, &problems).await?))
+            Ok(invalid(
+                proposal_page(&state, &ctx, &id, &problems, None).await?,
+            ))
         }
         Err(other) => Err(other.into()),
     }
@@ -418,7 +439,9 @@ async fn add_comment(
         }
         Err(ProposalError::Invalid(problems)) => {
             drop(tx);
-            Ok(invalid(proposal_page(&state, &ctx, &id, &problems).await?))
+            Ok(invalid(
+                proposal_page(&state, &ctx, &id, &problems, None).await?,
+            ))
         }
         Err(other) => Err(other.into()),
     }
@@ -451,4 +474,142 @@ async fn hide_comment(
     tx.commit().await?;
     ctx.flash("flash.comment_hidden");
     Ok(see_other(&format!("/proposals/{proposal_id}#comment-{id}")))
+}
+
+impl From<PledgeError> for AppError {
+    fn from(error: PledgeError) -> Self {
+        match error {
+            PledgeError::Denied(denied) => denied.into(),
+            PledgeError::UnknownProposal => AppError::not_found(),
+            PledgeError::Proposal(error) => error.into(),
+            other => AppError::internal(other),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PledgeForm {
+    #[serde(default)]
+    organisation_id: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    show_publicly: Option<String>,
+    #[serde(default)]
+    key: String,
+}
+
+/// The message for a refused pledge or withdrawal, with the numbers the person needs.
+fn pledge_problem(ctx: &Ctx, error: &PledgeError) -> Option<String> {
+    let money = |m: crate::money::Money| m.format(ctx.locale);
+    Some(match error {
+        PledgeError::Amount(e) => ctx.t(proposals::money_message_key(e)),
+        PledgeError::Zero => ctx.t("milestone.amount_zero"),
+        PledgeError::InsufficientFunds { balance } => crate::i18n::t_with(
+            ctx.locale,
+            "pledge.insufficient",
+            &[("balance", &money(*balance))],
+        ),
+        PledgeError::ExceedsRemaining { remaining } => crate::i18n::t_with(
+            ctx.locale,
+            "pledge.exceeds",
+            &[("remaining", &money(*remaining))],
+        ),
+        PledgeError::ExceedsPledged { pledged } => crate::i18n::t_with(
+            ctx.locale,
+            "pledge.exceeds_pledged",
+            &[("pledged", &money(*pledged))],
+        ),
+        PledgeError::NotOpen => ctx.t("pledge.not_open"),
+        PledgeError::DeadlinePassed => ctx.t("pledge.deadline_passed"),
+        _ => return None,
+    })
+}
+
+async fn pledge_refused(
+    state: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    error: PledgeError,
+) -> Result<Response, AppError> {
+    let Some(message) = pledge_problem(ctx, &error) else {
+        return Err(error.into());
+    };
+    let status = match error {
+        PledgeError::NotOpen | PledgeError::DeadlinePassed => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    let page = proposal_page(state, ctx, id, &FieldErrors::new(), Some(message)).await?;
+    Ok((status, page).into_response())
+}
+
+async fn create_pledge(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<PledgeForm>,
+) -> Result<Response, AppError> {
+    if ctx.person.is_none() {
+        return Err(Denied::NotLoggedIn.into());
+    }
+    let mut tx = state.db.begin().await?;
+    let result = pledges::pledge(
+        &mut tx,
+        &ctx.principal,
+        &id,
+        &form.organisation_id,
+        &form.amount,
+        form.show_publicly.is_some(),
+        &form.key,
+        state.config.max_amount,
+    )
+    .await;
+    match result {
+        Ok(pledged) => {
+            tx.commit().await?;
+            ctx.flash(if pledged.funded {
+                "flash.funded"
+            } else {
+                "flash.pledged"
+            });
+            Ok(see_other(&format!("/proposals/{id}")))
+        }
+        Err(error) => {
+            drop(tx);
+            pledge_refused(&state, &ctx, &id, error).await
+        }
+    }
+}
+
+async fn withdraw_pledge(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<PledgeForm>,
+) -> Result<Response, AppError> {
+    if ctx.person.is_none() {
+        return Err(Denied::NotLoggedIn.into());
+    }
+    let mut tx = state.db.begin().await?;
+    match pledges::withdraw(
+        &mut tx,
+        &ctx.principal,
+        &id,
+        &form.organisation_id,
+        &form.amount,
+        &form.key,
+        state.config.max_amount,
+    )
+    .await
+    {
+        Ok(_) => {
+            tx.commit().await?;
+            ctx.flash("flash.withdrawn");
+            Ok(see_other(&format!("/proposals/{id}")))
+        }
+        Err(error) => {
+            drop(tx);
+            pledge_refused(&state, &ctx, &id, error).await
+        }
+    }
 }

@@ -15,6 +15,7 @@ mod mail;
 mod membership;
 mod organisations;
 mod payments;
+mod pledges;
 mod proposals;
 mod smtp_server;
 mod stripe_server;

@@ -1,0 +1,407 @@
+//! Pledges: an organisation commits money from its wallet to a proposal open for funding
+//! (`wallet → escrow`, with the pledge row, in one database transaction), withdraws it while
+//! funding is open, and the proposal becomes funded in the same transaction as the pledge that
+//! reaches its goal.
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::audit;
+use crate::authz::{Action, Denied, Principal, authorize};
+use crate::db::{new_id, now_ms};
+use crate::ledger::{self, AccountId, LedgerError, NewTransaction, TxKind};
+use crate::money::{Money, MoneyError};
+use crate::proposals::lifecycle::{State, Transition};
+use crate::proposals::{self, ProposalError, TransitionInput};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PledgeError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("not an amount: {0}")]
+    Amount(MoneyError),
+    #[error("the amount must be more than zero")]
+    Zero,
+    #[error("the wallet holds {balance:?}")]
+    InsufficientFunds { balance: Money },
+    #[error("the proposal still needs {remaining:?}")]
+    ExceedsRemaining { remaining: Money },
+    #[error("the proposal is not open for funding")]
+    NotOpen,
+    #[error("the funding deadline has passed")]
+    DeadlinePassed,
+    #[error("no such proposal")]
+    UnknownProposal,
+    #[error("the organisation has pledged {pledged:?} to this proposal")]
+    ExceedsPledged { pledged: Money },
+    #[error(transparent)]
+    Proposal(#[from] ProposalError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// What a pledge did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pledged {
+    pub pledge_id: String,
+    /// This pledge reached the goal: the proposal is funded now.
+    pub funded: bool,
+    /// The same form was sent before: nothing new was booked.
+    pub replay: bool,
+}
+
+fn amount_of(text: &str, max_amount: Money) -> Result<Money, PledgeError> {
+    let amount = Money::parse(text, max_amount).map_err(PledgeError::Amount)?;
+    if amount.is_positive() {
+        Ok(amount)
+    } else {
+        Err(PledgeError::Zero)
+    }
+}
+
+/// Locks the proposal's row for the rest of the transaction, so that pledges, withdrawals and
+/// the deadline's expiry of one proposal happen one after another, each seeing the others.
+async fn lock_proposal(conn: &mut AnyConnection, proposal_id: &str) -> Result<(), PledgeError> {
+    let locked = sqlx::query("UPDATE proposals SET id = id WHERE id = $1")
+        .bind(proposal_id)
+        .execute(&mut *conn)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Err(PledgeError::UnknownProposal);
+    }
+    Ok(())
+}
+
+/// The goal of a proposal that is open for funding now; refuses one that is not.
+async fn open_goal(
+    conn: &mut AnyConnection,
+    proposal_id: &str,
+    now: i64,
+) -> Result<(Money, String), PledgeError> {
+    let row = sqlx::query(
+        "SELECT status, funding_goal, funding_deadline, project_id FROM proposals WHERE id = $1",
+    )
+    .bind(proposal_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let status: String = row.get("status");
+    let deadline: Option<i64> = row.get("funding_deadline");
+    if State::parse(&status) != Some(State::Open) {
+        return Err(PledgeError::NotOpen);
+    }
+    if deadline.is_none_or(|d| d <= now) {
+        return Err(PledgeError::DeadlinePassed);
+    }
+    Ok((
+        Money::from_cents(row.get("funding_goal")),
+        row.get("project_id"),
+    ))
+}
+
+/// What the proposal still needs: its goal less what its escrow holds.
+pub async fn still_needed(
+    conn: &mut AnyConnection,
+    proposal_id: &str,
+) -> Result<Money, PledgeError> {
+    let goal: i64 = sqlx::query_scalar("SELECT funding_goal FROM proposals WHERE id = $1")
+        .bind(proposal_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(PledgeError::UnknownProposal)?;
+    let escrow = ledger::balance(conn, &AccountId::escrow(proposal_id))
+        .await
+        .unwrap_or(Money::ZERO);
+    Ok(Money::from_cents((goal - escrow.cents()).max(0)))
+}
+
+/// An organisation admin pledges `amount_text` from the organisation's wallet. `key` comes
+/// with the form: the same key again returns the first pledge and books nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn pledge(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    proposal_id: &str,
+    organisation_id: &str,
+    amount_text: &str,
+    show_publicly: bool,
+    key: &str,
+    max_amount: Money,
+) -> Result<Pledged, PledgeError> {
+    authorize(principal, Action::PledgeForOrganisation { organisation_id })?;
+    let amount = amount_of(amount_text, max_amount)?;
+    let now = now_ms();
+    // The key is checked after the lock: a double click waits for the first request, then
+    // finds its pledge (even if that pledge closed the funding).
+    lock_proposal(conn, proposal_id).await?;
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT id FROM pledges WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(pledge_id) = existing {
+        return Ok(Pledged {
+            pledge_id,
+            funded: false,
+            replay: true,
+        });
+    }
+    let (goal, project_id) = open_goal(conn, proposal_id, now).await?;
+    let remaining = still_needed(conn, proposal_id).await?;
+    if amount > remaining {
+        return Err(PledgeError::ExceedsRemaining { remaining });
+    }
+    let wallet = AccountId::wallet(organisation_id);
+    let balance = ledger::balance(conn, &wallet).await?;
+    if balance < amount {
+        return Err(PledgeError::InsufficientFunds { balance });
+    }
+    let transaction = ledger::post(
+        conn,
+        NewTransaction::transfer(
+            format!("pledge:{key}"),
+            TxKind::Pledge,
+            "pledge",
+            principal.actor(),
+            wallet.clone(),
+            AccountId::escrow(proposal_id),
+            amount,
+        )
+        .map_err(PledgeError::Ledger)?
+        .for_proposal(proposal_id),
+    )
+    .await
+    .map_err(|error| match error {
+        // Another request spent the wallet meanwhile: the conditional update refused.
+        LedgerError::InsufficientFunds { balance, .. } => {
+            PledgeError::InsufficientFunds { balance }
+        }
+        other => PledgeError::Ledger(other),
+    })?
+    .into_transaction();
+    let pledge_id = new_id();
+    sqlx::query(
+        "INSERT INTO pledges (id, proposal_id, organisation_id, source_account, committed, show_publicly,
+                              transaction_id, created_at, idempotency_key, pledged_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&pledge_id)
+    .bind(proposal_id)
+    .bind(organisation_id)
+    .bind(wallet.as_str())
+    .bind(amount.cents())
+    .bind(i64::from(show_publicly))
+    .bind(&transaction.id)
+    .bind(now)
+    .bind(key)
+    .bind(principal.person_id.as_deref())
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        &principal.actor(),
+        "pledge.made",
+        proposal_id,
+        Some(organisation_id),
+        serde_json::json!({ "amount": amount }),
+    )
+    .await?;
+    let funded = amount == remaining && goal.is_positive();
+    if funded {
+        proposals::transition(
+            conn,
+            principal,
+            proposal_id,
+            Transition::Fund,
+            &TransitionInput::default(),
+            true,
+        )
+        .await?;
+        tell_funded(conn, proposal_id, &project_id).await?;
+    }
+    Ok(Pledged {
+        pledge_id,
+        funded,
+        replay: false,
+    })
+}
+
+/// Tells the maintainers and the backers' admins that the proposal is funded.
+async fn tell_funded(
+    conn: &mut AnyConnection,
+    proposal_id: &str,
+    project_id: &str,
+) -> Result<(), PledgeError> {
+    let title: String = sqlx::query_scalar("SELECT title FROM proposals WHERE id = $1")
+        .bind(proposal_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut recipients = crate::catalogue::maintainer_addresses(conn, project_id).await?;
+    let backers = sqlx::query(
+        "SELECT DISTINCT p.email, p.locale FROM pledges pl
+         JOIN organisation_people op ON op.organisation_id = pl.organisation_id AND op.role = 'admin'
+         JOIN people p ON p.id = op.person_id
+         WHERE pl.proposal_id = $1",
+    )
+    .bind(proposal_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in backers {
+        let locale: String = row.get("locale");
+        recipients.push((
+            row.get("email"),
+            crate::i18n::Locale::from_tag(&locale).unwrap_or_default(),
+        ));
+    }
+    recipients.sort_by(|a, b| a.0.cmp(&b.0));
+    recipients.dedup_by(|a, b| a.0 == b.0);
+    for (email, locale) in recipients {
+        let mail = crate::mail::compose(
+            &email,
+            locale,
+            "proposal_funded",
+            "mail.proposal_funded",
+            &[("title", &title)],
+            None,
+        );
+        crate::mail::enqueue(conn, &mail).await?;
+    }
+    Ok(())
+}
+
+/// What an organisation has pledged to a proposal and not got back.
+pub async fn pledged_by(
+    conn: &mut AnyConnection,
+    proposal_id: &str,
+    organisation_id: &str,
+) -> Result<Money, sqlx::Error> {
+    let open: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(committed - released - refunded), 0) AS BIGINT) FROM pledges
+         WHERE proposal_id = $1 AND organisation_id = $2",
+    )
+    .bind(proposal_id)
+    .bind(organisation_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Money::from_cents(open))
+}
+
+/// Takes back (part of) what an organisation pledged, while funding is open: `escrow → wallet`,
+/// newest pledges first. `key` makes a double submission harmless.
+pub async fn withdraw(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    proposal_id: &str,
+    organisation_id: &str,
+    amount_text: &str,
+    key: &str,
+    max_amount: Money,
+) -> Result<Money, PledgeError> {
+    authorize(principal, Action::PledgeForOrganisation { organisation_id })?;
+    let amount = amount_of(amount_text, max_amount)?;
+    let ledger_key = format!("withdraw:{key}");
+    lock_proposal(conn, proposal_id).await?;
+    let seen: Option<String> =
+        sqlx::query_scalar("SELECT id FROM ledger_transactions WHERE idempotency_key = $1")
+            .bind(&ledger_key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if seen.is_some() {
+        return Ok(amount);
+    }
+    open_goal(conn, proposal_id, now_ms()).await?;
+    let pledged = pledged_by(conn, proposal_id, organisation_id).await?;
+    if amount > pledged {
+        return Err(PledgeError::ExceedsPledged { pledged });
+    }
+    ledger::post(
+        conn,
+        NewTransaction::transfer(
+            ledger_key,
+            TxKind::Withdrawal,
+            "pledge withdrawn",
+            principal.actor(),
+            AccountId::escrow(proposal_id),
+            AccountId::wallet(organisation_id),
+            amount,
+        )?
+        .for_proposal(proposal_id),
+    )
+    .await?;
+    // Spread over the organisation's pledges, newest first, so each keeps its own numbers.
+    let rows = sqlx::query(
+        "SELECT id, committed - released - refunded AS open FROM pledges
+         WHERE proposal_id = $1 AND organisation_id = $2 AND committed - released - refunded > 0
+         ORDER BY created_at DESC, id DESC",
+    )
+    .bind(proposal_id)
+    .bind(organisation_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut left = amount.cents();
+    for row in rows {
+        if left == 0 {
+            break;
+        }
+        let open: i64 = row.get("open");
+        let take = open.min(left);
+        sqlx::query("UPDATE pledges SET refunded = refunded + $1 WHERE id = $2")
+            .bind(take)
+            .bind(row.get::<String, _>("id"))
+            .execute(&mut *conn)
+            .await?;
+        left -= take;
+    }
+    audit::record(
+        conn,
+        &principal.actor(),
+        "pledge.withdrawn",
+        proposal_id,
+        Some(organisation_id),
+        serde_json::json!({ "amount": amount }),
+    )
+    .await?;
+    Ok(amount)
+}
+
+/// The organisations a person may pledge for, with their wallets and what each has pledged to
+/// the proposal.
+#[derive(Clone, Debug, Serialize)]
+pub struct PledgeOption {
+    pub organisation_id: String,
+    pub name: String,
+    pub wallet: Money,
+    pub pledged: Money,
+}
+
+pub async fn options_for(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    proposal_id: &str,
+) -> Result<Vec<PledgeOption>, sqlx::Error> {
+    let mut options = Vec::new();
+    for (organisation_id, role) in &principal.organisations {
+        if *role != crate::authz::OrgRole::Admin {
+            continue;
+        }
+        let name: Option<String> =
+            sqlx::query_scalar("SELECT legal_name FROM organisations WHERE id = $1")
+                .bind(organisation_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let wallet = ledger::balance(conn, &AccountId::wallet(organisation_id))
+            .await
+            .unwrap_or(Money::ZERO);
+        options.push(PledgeOption {
+            organisation_id: organisation_id.clone(),
+            name: name.unwrap_or_default(),
+            wallet,
+            pledged: pledged_by(conn, proposal_id, organisation_id).await?,
+        });
+    }
+    options.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(options)
+}

@@ -1,0 +1,349 @@
+//! Pledges: refusals with their messages and nothing moved, idempotent pledging, funding in the
+//! same transaction, withdrawals, and 100 pledges racing for the last euros.
+
+use allmende::authz::{OrgRole, Principal};
+use allmende::ledger::{self, AccountId, AccountKind};
+
+use crate::helpers::{Browser, TestApp, location, spawn_app};
+
+fn in_days(days: i64) -> String {
+    allmende::proposals::date_value(allmende::db::now_ms() + days * 86_400_000)
+}
+
+struct Stage {
+    app: TestApp,
+    admin: Browser,
+    org_id: String,
+    proposal: String,
+}
+
+/// An open proposal (goal `goal` euros) and Erika, admin of Verein A with `wallet` euros.
+async fn stage(goal: &str, wallet: i64) -> Stage {
+    let app = spawn_app().await;
+    let (_, lea) = app.person("Lea", "lea@werk.example", &[]).await;
+    let (_, admin) = app.person("Erika", "erika@verein.example", &[]).await;
+    let (slug, _) = app.project(&lea, "Werkzeug").await;
+    let (_, org_id) = app.organisation(&admin, "Verein A").await;
+    let fields: Vec<(String, String)> = [
+        ("kind", "feature"),
+        ("organisation_id", ""),
+        ("title", "Export"),
+        ("summary", "CSV"),
+        ("problem", "Kein Export"),
+        ("desired_outcome", "Export"),
+        ("m1_title", "Export"),
+        ("m1_criteria", "Tests"),
+        ("m1_amount", goal),
+        ("m1_due", &in_days(60)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let borrowed: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let created = lea
+        .post(&format!("/projects/{slug}/proposals"), &borrowed)
+        .await;
+    let proposal = location(&created)
+        .trim_start_matches("/proposals/")
+        .to_owned();
+    lea.post(
+        &format!("/proposals/{proposal}/transitions"),
+        &[("transition", "submit")],
+    )
+    .await;
+    let agreed = lea
+        .post(
+            &format!("/proposals/{proposal}/transitions"),
+            &[("transition", "agree"), ("deadline", &in_days(30))],
+        )
+        .await;
+    assert_eq!(agreed.status(), 303);
+    if wallet > 0 {
+        app.funded_wallet(&org_id, wallet * 100).await;
+    }
+    Stage {
+        app,
+        admin,
+        org_id,
+        proposal,
+    }
+}
+
+async fn pledge(stage: &Stage, amount: &str, key: &str) -> reqwest::Response {
+    stage
+        .admin
+        .post(
+            &format!("/proposals/{}/pledges", stage.proposal),
+            &[
+                ("organisation_id", &stage.org_id),
+                ("amount", amount),
+                ("key", key),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn refused_pledges_say_why_and_move_nothing() {
+    let stage = stage("1.000,00", 300).await;
+    let escrow = AccountId::escrow(&stage.proposal);
+    for (amount, status, message) in [
+        ("400", 422, "Es enthält 300,00\u{a0}€"),
+        ("0", 422, "größer als null"),
+        ("-5", 422, "nicht negativ"),
+        ("zehn", 422, "kein Betrag"),
+        ("1.000,01", 422, "noch braucht: 1.000,00\u{a0}€"),
+    ] {
+        let response = pledge(&stage, amount, &format!("k-{amount}")).await;
+        assert_eq!(response.status(), status, "{amount}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains(message), "{amount}: {message}");
+        assert_eq!(stage.app.balance(&escrow).await, 0);
+    }
+    let (_, stranger) = stage.app.person("Otto", "otto@example.org", &[]).await;
+    let response = stranger
+        .post(
+            &format!("/proposals/{}/pledges", stage.proposal),
+            &[
+                ("organisation_id", &stage.org_id),
+                ("amount", "10"),
+                ("key", "s"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 403, "only the organisation's admins");
+
+    sqlx::query("UPDATE proposals SET funding_deadline = 1 WHERE id = $1")
+        .bind(&stage.proposal)
+        .execute(&mut *stage.app.conn().await)
+        .await
+        .unwrap();
+    let late = pledge(&stage, "10", "late").await;
+    assert_eq!(late.status(), 409);
+    assert!(
+        late.text()
+            .await
+            .unwrap()
+            .contains("Finanzierungsfrist ist abgelaufen")
+    );
+    assert_eq!(
+        stage.app.balance(&AccountId::wallet(&stage.org_id)).await,
+        30_000
+    );
+    stage.app.assert_books_balance().await;
+}
+
+#[tokio::test]
+async fn a_double_click_pledges_once_and_the_goal_funds_the_proposal() {
+    let stage = stage("500", 1_000).await;
+    assert_eq!(pledge(&stage, "200", "click").await.status(), 303);
+    assert_eq!(pledge(&stage, "200", "click").await.status(), 303);
+    let escrow = AccountId::escrow(&stage.proposal);
+    assert_eq!(stage.app.balance(&escrow).await, 20_000, "one pledge");
+    let page = stage
+        .admin
+        .page(&format!("/proposals/{}", stage.proposal))
+        .await;
+    assert!(page.contains("Noch benötigt: 300,00\u{a0}€"));
+
+    assert_eq!(pledge(&stage, "300", "rest").await.status(), 303);
+    assert_eq!(stage.app.proposal_state(&stage.proposal).await, "funded");
+    assert!(
+        stage
+            .app
+            .last_mail("lea@werk.example", "proposal_funded")
+            .await
+            .is_some(),
+        "the maintainer is told"
+    );
+    assert!(
+        stage
+            .app
+            .last_mail("erika@verein.example", "proposal_funded")
+            .await
+            .is_some(),
+        "the backer is told"
+    );
+    let more = pledge(&stage, "1", "more").await;
+    assert_eq!(more.status(), 409, "a funded proposal takes no more");
+    assert_eq!(stage.app.balance(&escrow).await, 50_000);
+    let withdraw = stage
+        .admin
+        .post(
+            &format!("/proposals/{}/withdrawals", stage.proposal),
+            &[
+                ("organisation_id", &stage.org_id),
+                ("amount", "10"),
+                ("key", "w"),
+            ],
+        )
+        .await;
+    assert_eq!(withdraw.status(), 409, "no withdrawal after funding");
+    stage.app.assert_books_balance().await;
+}
+
+#[tokio::test]
+async fn pledges_can_be_taken_back_while_funding_is_open() {
+    let stage = stage("1000", 500).await;
+    pledge(&stage, "150", "a").await;
+    pledge(&stage, "100", "b").await;
+    let wallet = AccountId::wallet(&stage.org_id);
+    assert_eq!(stage.app.balance(&wallet).await, 25_000);
+    let path = format!("/proposals/{}/withdrawals", stage.proposal);
+    let too_much = stage
+        .admin
+        .post(
+            &path,
+            &[
+                ("organisation_id", &stage.org_id),
+                ("amount", "300"),
+                ("key", "w1"),
+            ],
+        )
+        .await;
+    assert_eq!(too_much.status(), 422);
+    assert!(
+        too_much
+            .text()
+            .await
+            .unwrap()
+            .contains("nur 250,00\u{a0}€ zugesagt")
+    );
+    assert_eq!(
+        stage
+            .admin
+            .post(
+                &path,
+                &[
+                    ("organisation_id", &stage.org_id),
+                    ("amount", "120"),
+                    ("key", "w2")
+                ]
+            )
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        stage
+            .admin
+            .post(
+                &path,
+                &[
+                    ("organisation_id", &stage.org_id),
+                    ("amount", "120"),
+                    ("key", "w2")
+                ]
+            )
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(stage.app.balance(&wallet).await, 37_000, "taken back once");
+    assert_eq!(
+        stage.app.balance(&AccountId::escrow(&stage.proposal)).await,
+        13_000
+    );
+    assert_eq!(
+        stage
+            .admin
+            .post(
+                &path,
+                &[
+                    ("organisation_id", &stage.org_id),
+                    ("amount", "130"),
+                    ("key", "w3")
+                ]
+            )
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(stage.app.balance(&wallet).await, 50_000, "all of it");
+    stage.app.assert_books_balance().await;
+}
+
+#[tokio::test]
+async fn a_hundred_pledges_racing_for_the_last_euros_never_overfund() {
+    let stage = stage("900", 0).await;
+    let app = &stage.app;
+    let mut principals = Vec::new();
+    for i in 0..100 {
+        let org = format!("org-{i:03}");
+        sqlx::query("INSERT INTO organisations (id, slug, legal_name, kind, created_at) VALUES ($1, $1, $1, 'association', 1)")
+            .bind(&org)
+            .execute(&mut *app.conn().await)
+            .await
+            .unwrap();
+        ledger::open_account(
+            &mut *app.conn().await,
+            &AccountId::wallet(&org),
+            AccountKind::Wallet,
+        )
+        .await
+        .unwrap();
+        app.funded_wallet(&org, 1_000).await;
+        let principal = Principal {
+            person_id: Some(format!("person-{i}")),
+            email_verified: true,
+            organisations: [(org.clone(), OrgRole::Admin)].into_iter().collect(),
+            ..Principal::default()
+        };
+        principals.push((org, principal));
+    }
+    let mut tasks = Vec::new();
+    for (org, principal) in principals {
+        let db = app.db.clone();
+        let proposal = stage.proposal.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            let result = allmende::pledges::pledge(
+                &mut tx,
+                &principal,
+                &proposal,
+                &org,
+                "10",
+                false,
+                &format!("race-{org}"),
+                allmende::money::Money::from_cents(100_000_000),
+            )
+            .await;
+            match result {
+                Ok(pledged) => {
+                    tx.commit().await.unwrap();
+                    (true, pledged.funded)
+                }
+                Err(
+                    allmende::pledges::PledgeError::NotOpen
+                    | allmende::pledges::PledgeError::ExceedsRemaining { .. },
+                ) => (false, false),
+                Err(other) => panic!("{other:?}"),
+            }
+        }));
+    }
+    let mut accepted = 0;
+    let mut funded = 0;
+    for task in tasks {
+        let (ok, f) = task.await.unwrap();
+        accepted += i32::from(ok);
+        funded += i32::from(f);
+    }
+    assert_eq!(accepted, 90, "exactly the goal's worth");
+    assert_eq!(funded, 1, "funded exactly once");
+    assert_eq!(
+        app.balance(&AccountId::escrow(&stage.proposal)).await,
+        90_000
+    );
+    assert_eq!(app.proposal_state(&stage.proposal).await, "funded");
+    let pledges: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM pledges WHERE proposal_id = $1")
+            .bind(&stage.proposal)
+            .fetch_one(&mut *app.conn().await)
+            .await
+            .unwrap();
+    assert_eq!(pledges, 90, "every accepted pledge booked once");
+    app.assert_books_balance().await;
+}
