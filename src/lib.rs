@@ -14,6 +14,7 @@ pub mod cooperative;
 pub mod db;
 pub mod demo;
 pub mod i18n;
+pub mod jobs;
 pub mod ledger;
 pub mod mail;
 pub mod markdown;

@@ -45,6 +45,9 @@ enum Command {
     Verify,
     /// Fills an empty database with a small demo cooperative.
     Demo,
+    /// Runs the background jobs only (deadline expiry, reminders, mail), e.g. on a second
+    /// machine; `serve` runs them too.
+    Worker,
     /// Platform administration from the command line.
     Admin {
         #[command(subcommand)]
@@ -197,11 +200,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::time::Duration::from_secs(5),
                 stopped.clone(),
             );
+            let jobs = allmende::jobs::spawn_worker(
+                db.clone(),
+                std::sync::Arc::new(allmende::jobs::SystemClock),
+                std::time::Duration::from_secs(30),
+                stopped.clone(),
+            );
             let housekeeping = allmende::spawn_housekeeping(db.clone(), idle_ms, stopped);
             allmende::web::serve(state, listener, allmende::web::shutdown_signal()).await?;
             let _ = stop.send(true);
             let _ = mail_loop.await;
             let _ = housekeeping.await;
+            let _ = jobs.await;
+            db.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker => {
+            let mailer = allmende::mail::Mailer::from_config(&config).context("mail settings")?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let mail_loop = allmende::mail::spawn_delivery_loop(
+                db.clone(),
+                mailer,
+                std::time::Duration::from_secs(5),
+                stopped.clone(),
+            );
+            let jobs = allmende::jobs::spawn_worker(
+                db.clone(),
+                std::sync::Arc::new(allmende::jobs::SystemClock),
+                std::time::Duration::from_secs(30),
+                stopped,
+            );
+            println!("worker running; Ctrl-C or SIGTERM stops it");
+            allmende::web::shutdown_signal().await;
+            let _ = stop.send(true);
+            let _ = mail_loop.await;
+            let _ = jobs.await;
             db.close().await;
             Ok(ExitCode::SUCCESS)
         }

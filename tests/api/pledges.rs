@@ -347,3 +347,145 @@ async fn a_hundred_pledges_racing_for_the_last_euros_never_overfund() {
     assert_eq!(pledges, 90, "every accepted pledge booked once");
     app.assert_books_balance().await;
 }
+
+/// A second and third backer for the stage's proposal, each with its own wallet.
+async fn backer(stage: &Stage, name: &str, email: &str, cents: i64) -> (Browser, String) {
+    let (_, admin) = stage.app.person(name, email, &[]).await;
+    let (_, org) = stage.app.organisation(&admin, name).await;
+    stage.app.funded_wallet(&org, cents).await;
+    (admin, org)
+}
+
+async fn pledge_as(stage: &Stage, admin: &Browser, org: &str, amount: &str) {
+    let response = admin
+        .post(
+            &format!("/proposals/{}/pledges", stage.proposal),
+            &[
+                ("organisation_id", org),
+                ("amount", amount),
+                ("key", &format!("{org}-{amount}")),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+}
+
+#[tokio::test]
+async fn at_the_deadline_the_proposal_expires_and_every_pledge_goes_back_to_the_cent() {
+    use allmende::jobs::{self, ManualClock};
+    let stage = stage("1000", 100).await;
+    let (b, b_org) = backer(&stage, "Verein B", "b@verein.example", 10_000).await;
+    let (c, c_org) = backer(&stage, "Verein C", "c@verein.example", 10_000).await;
+    pledge_as(&stage, &stage.admin, &stage.org_id, "33,33").await;
+    pledge_as(&stage, &b, &b_org, "33,33").await;
+    pledge_as(&stage, &c, &c_org, "33,34").await;
+    assert_eq!(
+        stage.app.balance(&AccountId::escrow(&stage.proposal)).await,
+        10_000
+    );
+
+    let deadline: i64 = sqlx::query_scalar("SELECT funding_deadline FROM proposals WHERE id = $1")
+        .bind(&stage.proposal)
+        .fetch_one(&mut *stage.app.conn().await)
+        .await
+        .unwrap();
+    let clock = ManualClock::at(deadline - 4 * 86_400_000);
+    let round = jobs::run_due(&stage.app.db, clock.as_ref(), "w1")
+        .await
+        .unwrap();
+    assert_eq!(round.done, 0, "nothing due yet");
+    clock.advance(2 * 86_400_000);
+    jobs::run_due(&stage.app.db, clock.as_ref(), "w1")
+        .await
+        .unwrap();
+    assert!(
+        stage
+            .app
+            .last_mail("b@verein.example", "deadline_reminder")
+            .await
+            .is_some(),
+        "reminded three days before"
+    );
+    assert_eq!(stage.app.proposal_state(&stage.proposal).await, "open");
+
+    clock.advance(3 * 86_400_000);
+    // Two workers at the same moment: the expiry runs once.
+    let (one, two) = tokio::join!(
+        jobs::run_due(&stage.app.db, clock.as_ref(), "w1"),
+        jobs::run_due(&stage.app.db, clock.as_ref(), "w2"),
+    );
+    assert_eq!(one.unwrap().failed + two.unwrap().failed, 0);
+    assert_eq!(stage.app.proposal_state(&stage.proposal).await, "expired");
+    assert_eq!(
+        stage.app.balance(&AccountId::escrow(&stage.proposal)).await,
+        0
+    );
+    assert_eq!(
+        stage.app.balance(&AccountId::wallet(&stage.org_id)).await,
+        10_000
+    );
+    assert_eq!(stage.app.balance(&AccountId::wallet(&b_org)).await, 10_000);
+    assert_eq!(stage.app.balance(&AccountId::wallet(&c_org)).await, 10_000);
+    let expiries: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_events WHERE action = 'proposal.expire'",
+    )
+    .fetch_one(&mut *stage.app.conn().await)
+    .await
+    .unwrap();
+    assert_eq!(expiries, 1);
+    assert!(
+        stage
+            .app
+            .last_mail("c@verein.example", "proposal_expired")
+            .await
+            .is_some(),
+        "backers are told"
+    );
+    stage.app.assert_books_balance().await;
+}
+
+#[tokio::test]
+async fn a_failing_job_is_retried_later_and_shown_to_admins() {
+    use allmende::jobs::{self, ManualClock};
+    let app = spawn_app().await;
+    let mut conn = app.conn().await;
+    jobs::schedule(
+        &mut conn,
+        "no.such.kind",
+        serde_json::json!({}),
+        1_000,
+        Some("broken"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !jobs::schedule(
+            &mut conn,
+            "no.such.kind",
+            serde_json::json!({}),
+            1_000,
+            Some("broken")
+        )
+        .await
+        .unwrap(),
+        "scheduled once"
+    );
+    drop(conn);
+    let clock = ManualClock::at(2_000);
+    let round = jobs::run_due(&app.db, clock.as_ref(), "w").await.unwrap();
+    assert_eq!(round.failed, 1);
+    let again = jobs::run_due(&app.db, clock.as_ref(), "w").await.unwrap();
+    assert_eq!(again.failed, 0, "not before its backoff");
+    clock.advance(jobs::backoff_ms(0));
+    assert_eq!(
+        jobs::run_due(&app.db, clock.as_ref(), "w")
+            .await
+            .unwrap()
+            .failed,
+        1
+    );
+    let failed = jobs::failed(&mut *app.conn().await).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].attempts, 2);
+    assert!(failed[0].last_error.contains("unknown job kind"));
+}

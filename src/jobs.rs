@@ -1,0 +1,387 @@
+//! Background jobs: a table of what is due, claimed by workers with a conditional UPDATE (safe
+//! with several instances), retried with backoff when they fail. Jobs here: a proposal whose
+//! funding deadline passed expires and every pledge goes back; backers are reminded three days
+//! before a deadline. Time comes from a [`Clock`], so tests move it instead of sleeping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::authz::Principal;
+use crate::db::{Db, new_id};
+use crate::proposals::lifecycle::Transition;
+use crate::proposals::{self, TransitionInput};
+
+/// How long a claimed job is reserved for its worker.
+pub const CLAIM_MS: i64 = 5 * 60_000;
+/// After this many failures a job is no longer tried (it stays visible).
+pub const MAX_ATTEMPTS: i64 = 10;
+const DAY_MS: i64 = 86_400_000;
+
+/// The time: the system's, or one the tests set.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::db::now_ms()
+    }
+}
+
+/// A clock that stands still until moved.
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn at(ms: i64) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(ms)))
+    }
+
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Schedules a job; with a `unique_key`, scheduling it again does nothing.
+pub async fn schedule(
+    conn: &mut AnyConnection,
+    kind: &str,
+    payload: serde_json::Value,
+    run_at: i64,
+    unique_key: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, unique_key, run_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (unique_key) DO NOTHING",
+    )
+    .bind(new_id())
+    .bind(kind)
+    .bind(payload.to_string())
+    .bind(unique_key)
+    .bind(run_at)
+    .bind(crate::db::now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// Schedules what open proposals need: expiry at the deadline, a reminder three days before.
+/// Cheap and idempotent (unique keys), so the worker runs it on every round; proposals that
+/// opened before the worker existed are covered too.
+pub async fn schedule_deadlines(db: &Db) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let rows = sqlx::query(
+        "SELECT id, funding_deadline FROM proposals
+         WHERE status = 'open' AND funding_deadline IS NOT NULL",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in rows {
+        let id: String = row.get("id");
+        let deadline: i64 = row.get("funding_deadline");
+        let payload = serde_json::json!({ "proposal": id });
+        schedule(
+            &mut tx,
+            "proposal.expire",
+            payload.clone(),
+            deadline,
+            Some(&format!("expire:{id}:{deadline}")),
+        )
+        .await?;
+        schedule(
+            &mut tx,
+            "proposal.deadline_reminder",
+            payload,
+            deadline - 3 * DAY_MS,
+            Some(&format!("remind:{id}:{deadline}")),
+        )
+        .await?;
+    }
+    tx.commit().await
+}
+
+/// Claims up to `limit` due jobs for `worker`: only one worker gets each.
+async fn claim(
+    db: &Db,
+    worker: &str,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<(String, String, String, i64)>, sqlx::Error> {
+    let due: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM jobs
+         WHERE done_at IS NULL AND attempts < $1 AND run_at <= $2
+           AND (locked_until IS NULL OR locked_until < $2)
+         ORDER BY run_at, id LIMIT $3",
+    )
+    .bind(MAX_ATTEMPTS)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let mut claimed = Vec::new();
+    for id in due {
+        let mut tx = db.begin().await?;
+        let taken = sqlx::query(
+            "UPDATE jobs SET locked_by = $1, locked_until = $2
+             WHERE id = $3 AND done_at IS NULL AND (locked_until IS NULL OR locked_until < $4)",
+        )
+        .bind(worker)
+        .bind(now + CLAIM_MS)
+        .bind(&id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() == 1 {
+            let row = sqlx::query("SELECT kind, payload, attempts FROM jobs WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&mut *tx)
+                .await?;
+            claimed.push((id, row.get("kind"), row.get("payload"), row.get("attempts")));
+        }
+        tx.commit().await?;
+    }
+    Ok(claimed)
+}
+
+/// How long to wait before trying a failed job again: 1 min, 4 min, 16 min, … up to a day.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exponent = u32::try_from(attempts.clamp(0, 10)).unwrap_or(10);
+    (60_000_i64 * 4_i64.pow(exponent)).min(DAY_MS)
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Round {
+    pub done: usize,
+    pub failed: usize,
+}
+
+/// One round of the worker: schedule what is needed, run what is due.
+pub async fn run_due(db: &Db, clock: &dyn Clock, worker: &str) -> Result<Round, sqlx::Error> {
+    schedule_deadlines(db).await?;
+    let now = clock.now_ms();
+    let mut round = Round::default();
+    for (id, kind, payload, attempts) in claim(db, worker, now, 50).await? {
+        let result = run_one(db, &kind, &payload, now).await;
+        let mut tx = db.begin().await?;
+        match result {
+            Ok(()) => {
+                sqlx::query("UPDATE jobs SET done_at = $1, locked_until = NULL WHERE id = $2 AND locked_by = $3")
+                    .bind(now)
+                    .bind(&id)
+                    .bind(worker)
+                    .execute(&mut *tx)
+                    .await?;
+                round.done += 1;
+            }
+            Err(error) => {
+                tracing::warn!(job = %id, %kind, %error, "job failed; will try again");
+                sqlx::query(
+                    "UPDATE jobs SET attempts = attempts + 1, last_error = $1, run_at = $2,
+                         locked_by = NULL, locked_until = NULL
+                     WHERE id = $3 AND locked_by = $4",
+                )
+                .bind(error.chars().take(1000).collect::<String>())
+                .bind(now + backoff_ms(attempts))
+                .bind(&id)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+                round.failed += 1;
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(round)
+}
+
+/// Runs one job in a transaction of its own; what it does commits with it or not at all.
+async fn run_one(db: &Db, kind: &str, payload: &str, now: i64) -> Result<(), String> {
+    let payload: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let proposal_id = payload["proposal"].as_str().unwrap_or_default().to_owned();
+    let mut tx = db.begin().await.map_err(|e| e.to_string())?;
+    match kind {
+        "proposal.expire" => expire(&mut tx, &proposal_id, now).await?,
+        "proposal.deadline_reminder" => remind(&mut tx, &proposal_id).await?,
+        other => return Err(format!("unknown job kind {other}")),
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}
+
+/// A proposal still open at its deadline expires: every pledge's open amount goes back to
+/// where it came from (the lifecycle's Expire does the refunds), and the backers are told.
+async fn expire(conn: &mut AnyConnection, proposal_id: &str, now: i64) -> Result<(), String> {
+    let row = sqlx::query("SELECT status, funding_deadline, title FROM proposals WHERE id = $1")
+        .bind(proposal_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(row) = row else { return Ok(()) };
+    let status: String = row.get("status");
+    let deadline: Option<i64> = row.get("funding_deadline");
+    if status != "open" || deadline.is_none_or(|d| d > now) {
+        // Funded, cancelled, or the deadline was moved: nothing to do.
+        return Ok(());
+    }
+    let title: String = row.get("title");
+    let backers = backer_addresses(conn, proposal_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    proposals::transition(
+        conn,
+        &Principal::visitor(),
+        proposal_id,
+        Transition::Expire,
+        &TransitionInput::default(),
+        true,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    for (email, locale) in backers {
+        let mail = crate::mail::compose(
+            &email,
+            locale,
+            "proposal_expired",
+            "mail.proposal_expired",
+            &[("title", &title)],
+            None,
+        );
+        crate::mail::enqueue(conn, &mail)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+async fn remind(conn: &mut AnyConnection, proposal_id: &str) -> Result<(), String> {
+    let row = sqlx::query("SELECT status, title FROM proposals WHERE id = $1")
+        .bind(proposal_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(row) = row else { return Ok(()) };
+    let status: String = row.get("status");
+    if status != "open" {
+        return Ok(());
+    }
+    let title: String = row.get("title");
+    for (email, locale) in backer_addresses(conn, proposal_id)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let mail = crate::mail::compose(
+            &email,
+            locale,
+            "deadline_reminder",
+            "mail.deadline_reminder",
+            &[("title", &title)],
+            None,
+        );
+        crate::mail::enqueue(conn, &mail)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The admins of the organisations that pledged to a proposal.
+async fn backer_addresses(
+    conn: &mut AnyConnection,
+    proposal_id: &str,
+) -> Result<Vec<(String, crate::i18n::Locale)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT p.email, p.locale FROM pledges pl
+         JOIN organisation_people op ON op.organisation_id = pl.organisation_id AND op.role = 'admin'
+         JOIN people p ON p.id = op.person_id
+         WHERE pl.proposal_id = $1",
+    )
+    .bind(proposal_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let locale: String = row.get("locale");
+            (
+                row.get("email"),
+                crate::i18n::Locale::from_tag(&locale).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// Jobs that failed at least once and are not done, for the admins.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailedJob {
+    pub id: String,
+    pub kind: String,
+    pub attempts: i64,
+    pub last_error: String,
+    pub run_at: i64,
+}
+
+pub async fn failed(conn: &mut AnyConnection) -> Result<Vec<FailedJob>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, kind, attempts, last_error, run_at FROM jobs
+         WHERE done_at IS NULL AND attempts > 0 ORDER BY run_at",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| FailedJob {
+            id: row.get("id"),
+            kind: row.get("kind"),
+            attempts: row.get("attempts"),
+            last_error: row
+                .get::<Option<String>, _>("last_error")
+                .unwrap_or_default(),
+            run_at: row.get("run_at"),
+        })
+        .collect())
+}
+
+/// The worker loop of `allmende serve` and `allmende worker`: a round every `every` until
+/// `stop` turns true. Errors are logged; the loop goes on.
+pub fn spawn_worker(
+    db: Db,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let worker = format!("worker-{}", new_id());
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = run_due(&db, clock.as_ref(), &worker).await {
+                tracing::warn!(%error, "job round failed; trying again later");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn failed_jobs_wait_longer_each_time_up_to_a_day() {
+        assert_eq!(super::backoff_ms(0), 60_000);
+        assert_eq!(super::backoff_ms(1), 240_000);
+        assert_eq!(super::backoff_ms(9), 86_400_000);
+    }
+}
