@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
             "/admin/people/{person_id}/roles",
             post(change_platform_role),
         )
+        .route("/admin/jobs", get(list_failed_jobs))
 }
 
 impl From<RolesError> for AppError {
@@ -75,4 +76,14 @@ async fn change_platform_role(
     tx.commit().await?;
     ctx.flash("flash.saved");
     Ok(see_other("/admin/people"))
+}
+
+/// Background jobs that failed and wait to be tried again (admins).
+async fn list_failed_jobs(State(state): State<AppState>, ctx: Ctx) -> Result<Response, AppError> {
+    crate::authz::authorize(&ctx.principal, crate::authz::Action::ManagePlatformRoles)?;
+    let mut conn = state.db.pool().acquire().await?;
+    let failed = crate::jobs::failed(&mut conn).await?;
+    drop(conn);
+    let page = state.render(&ctx, "admin/jobs.html", context! { jobs => value(&failed) })?;
+    Ok(page.into_response())
 }

@@ -488,4 +488,11 @@ async fn a_failing_job_is_retried_later_and_shown_to_admins() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].attempts, 2);
     assert!(failed[0].last_error.contains("unknown job kind"));
+    let (_, admin) = app.person("Ada", "root@coop.example", &["admin"]).await;
+    let page = admin.page("/admin/jobs").await;
+    assert!(page.contains("unknown job kind"), "admins see failed jobs");
+    let (_, treasurer) = app
+        .person("Karl", "kasse@coop.example", &["treasurer"])
+        .await;
+    assert_eq!(treasurer.get("/admin/jobs").await.status(), 403);
 }
