@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::audit;
 use crate::authz::{Action, Denied, Principal, authorize};
-use crate::db::{new_id, now_ms};
+use crate::db::new_id;
 use crate::ledger::{self, AccountId, LedgerError, NewTransaction, TxKind};
 use crate::money::{Money, MoneyError};
 use crate::proposals::lifecycle::{State, Transition};
@@ -118,22 +118,37 @@ pub async fn still_needed(
     Ok(Money::from_cents((goal - escrow.cents()).max(0)))
 }
 
-/// An organisation admin pledges `amount_text` from the organisation's wallet. `key` comes
-/// with the form: the same key again returns the first pledge and books nothing.
-#[allow(clippy::too_many_arguments)]
+/// What a pledge form asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct PledgeRequest<'a> {
+    pub proposal_id: &'a str,
+    pub organisation_id: &'a str,
+    /// As entered.
+    pub amount: &'a str,
+    pub show_publicly: bool,
+    /// From the form: the same key again returns the first pledge and books nothing.
+    pub key: &'a str,
+    pub max_amount: Money,
+}
+
+/// An organisation admin pledges from the organisation's wallet, at `now` (the clock's time:
+/// the deadline is checked against it).
 pub async fn pledge(
     conn: &mut AnyConnection,
     principal: &Principal,
-    proposal_id: &str,
-    organisation_id: &str,
-    amount_text: &str,
-    show_publicly: bool,
-    key: &str,
-    max_amount: Money,
+    request: PledgeRequest<'_>,
+    now: i64,
 ) -> Result<Pledged, PledgeError> {
+    let PledgeRequest {
+        proposal_id,
+        organisation_id,
+        amount: amount_text,
+        show_publicly,
+        key,
+        max_amount,
+    } = request;
     authorize(principal, Action::PledgeForOrganisation { organisation_id })?;
     let amount = amount_of(amount_text, max_amount)?;
-    let now = now_ms();
     // The key is checked after the lock: a double click waits for the first request, then
     // finds its pledge (even if that pledge closed the funding).
     lock_proposal(conn, proposal_id).await?;
@@ -289,17 +304,23 @@ pub async fn pledged_by(
     Ok(Money::from_cents(open))
 }
 
-/// Takes back (part of) what an organisation pledged, while funding is open: `escrow → wallet`,
-/// newest pledges first. `key` makes a double submission harmless.
+/// Takes back (part of) what an organisation pledged, while funding is open at `now`:
+/// `escrow → wallet`, newest pledges first. The request's key makes a double submission
+/// harmless (`show_publicly` does not apply).
 pub async fn withdraw(
     conn: &mut AnyConnection,
     principal: &Principal,
-    proposal_id: &str,
-    organisation_id: &str,
-    amount_text: &str,
-    key: &str,
-    max_amount: Money,
+    request: PledgeRequest<'_>,
+    now: i64,
 ) -> Result<Money, PledgeError> {
+    let PledgeRequest {
+        proposal_id,
+        organisation_id,
+        amount: amount_text,
+        key,
+        max_amount,
+        ..
+    } = request;
     authorize(principal, Action::PledgeForOrganisation { organisation_id })?;
     let amount = amount_of(amount_text, max_amount)?;
     let ledger_key = format!("withdraw:{key}");
@@ -312,7 +333,7 @@ pub async fn withdraw(
     if seen.is_some() {
         return Ok(amount);
     }
-    open_goal(conn, proposal_id, now_ms()).await?;
+    open_goal(conn, proposal_id, now).await?;
     let pledged = pledged_by(conn, proposal_id, organisation_id).await?;
     if amount > pledged {
         return Err(PledgeError::ExceedsPledged { pledged });

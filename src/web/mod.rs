@@ -48,6 +48,8 @@ pub struct AppState {
     pub statutes: Arc<crate::members::statutes::Statutes>,
     /// Present when Stripe keys are configured; without it only bank transfer is offered.
     pub stripe: Option<Arc<crate::payments::stripe::StripeGateway>>,
+    /// The time deadlines are checked against (tests move it).
+    pub clock: Arc<dyn crate::jobs::Clock>,
 }
 
 impl AppState {
@@ -67,7 +69,13 @@ impl AppState {
             templates: Arc::new(Templates::new()),
             statutes: Arc::new(statutes),
             stripe,
+            clock: Arc::new(crate::jobs::SystemClock),
         })
+    }
+
+    /// The same state, on another clock.
+    pub fn with_clock(self, clock: Arc<dyn crate::jobs::Clock>) -> Self {
+        Self { clock, ..self }
     }
 
     pub fn terms(&self) -> crate::members::membership::Terms {

@@ -499,6 +499,23 @@ struct PledgeForm {
     key: String,
 }
 
+impl PledgeForm {
+    fn request<'a>(
+        &'a self,
+        proposal_id: &'a str,
+        max_amount: crate::money::Money,
+    ) -> pledges::PledgeRequest<'a> {
+        pledges::PledgeRequest {
+            proposal_id,
+            organisation_id: &self.organisation_id,
+            amount: &self.amount,
+            show_publicly: self.show_publicly.is_some(),
+            key: &self.key,
+            max_amount,
+        }
+    }
+}
+
 /// The message for a refused pledge or withdrawal, with the numbers the person needs.
 fn pledge_problem(ctx: &Ctx, error: &PledgeError) -> Option<String> {
     let money = |m: crate::money::Money| m.format(ctx.locale);
@@ -556,12 +573,8 @@ async fn create_pledge(
     let result = pledges::pledge(
         &mut tx,
         &ctx.principal,
-        &id,
-        &form.organisation_id,
-        &form.amount,
-        form.show_publicly.is_some(),
-        &form.key,
-        state.config.max_amount,
+        form.request(&id, state.config.max_amount),
+        state.clock.now_ms(),
     )
     .await;
     match result {
@@ -594,11 +607,8 @@ async fn withdraw_pledge(
     match pledges::withdraw(
         &mut tx,
         &ctx.principal,
-        &id,
-        &form.organisation_id,
-        &form.amount,
-        &form.key,
-        state.config.max_amount,
+        form.request(&id, state.config.max_amount),
+        state.clock.now_ms(),
     )
     .await
     {

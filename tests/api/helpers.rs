@@ -11,6 +11,8 @@ use sqlx::Connection;
 
 pub struct TestApp {
     pub address: String,
+    /// The server's clock: it stands still at the test's start until a test moves it.
+    pub clock: std::sync::Arc<allmende::jobs::ManualClock>,
     pub client: reqwest::Client,
     pub db: Db,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -118,7 +120,10 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
     let db = Db::connect_with(&database_url, 20).await.expect("connect");
     db.migrate().await.expect("migrate");
 
-    let state = allmende::web::AppState::new(db.clone(), config).expect("app state");
+    let clock = allmende::jobs::ManualClock::at(allmende::db::now_ms());
+    let state = allmende::web::AppState::new(db.clone(), config)
+        .expect("app state")
+        .with_clock(clock.clone());
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let _ = allmende::web::serve(state, listener, async {
@@ -133,6 +138,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         .expect("client");
     TestApp {
         address,
+        clock,
         client,
         db,
         shutdown: Some(shutdown),

@@ -300,15 +300,19 @@ async fn a_hundred_pledges_racing_for_the_last_euros_never_overfund() {
         let proposal = stage.proposal.clone();
         tasks.push(tokio::spawn(async move {
             let mut tx = db.begin().await.unwrap();
+            let key = format!("race-{org}");
             let result = allmende::pledges::pledge(
                 &mut tx,
                 &principal,
-                &proposal,
-                &org,
-                "10",
-                false,
-                &format!("race-{org}"),
-                allmende::money::Money::from_cents(100_000_000),
+                allmende::pledges::PledgeRequest {
+                    proposal_id: &proposal,
+                    organisation_id: &org,
+                    amount: "10",
+                    show_publicly: false,
+                    key: &key,
+                    max_amount: allmende::money::Money::from_cents(100_000_000),
+                },
+                allmende::db::now_ms(),
             )
             .await;
             match result {
@@ -409,6 +413,29 @@ async fn at_the_deadline_the_proposal_expires_and_every_pledge_goes_back_to_the_
     assert_eq!(stage.app.proposal_state(&stage.proposal).await, "open");
 
     clock.advance(3 * 86_400_000);
+    // Past the deadline on the server's clock, pledges are refused even before the job ran.
+    stage
+        .app
+        .clock
+        .advance(deadline + 1 - allmende::jobs::Clock::now_ms(stage.app.clock.as_ref()));
+    let late = stage
+        .admin
+        .post(
+            &format!("/proposals/{}/pledges", stage.proposal),
+            &[
+                ("organisation_id", stage.org_id.as_str()),
+                ("amount", "1"),
+                ("key", "late"),
+            ],
+        )
+        .await;
+    assert_eq!(late.status(), 409);
+    assert!(
+        late.text()
+            .await
+            .unwrap()
+            .contains("Finanzierungsfrist ist abgelaufen")
+    );
     // Two workers at the same moment: the expiry runs once.
     let (one, two) = tokio::join!(
         jobs::run_due(&stage.app.db, clock.as_ref(), "w1"),
