@@ -523,3 +523,54 @@ async fn a_failing_job_is_retried_later_and_shown_to_admins() {
         .await;
     assert_eq!(treasurer.get("/admin/jobs").await.status(), 403);
 }
+
+#[tokio::test]
+async fn a_withdrawal_a_pledge_and_the_expiry_racing_keep_the_books_exact() {
+    use allmende::jobs::{self, ManualClock};
+    let stage = stage("1000", 500).await;
+    let (b, b_org) = backer(&stage, "Verein B", "b@verein.example", 50_000).await;
+    pledge_as(&stage, &stage.admin, &stage.org_id, "200").await;
+    pledge_as(&stage, &b, &b_org, "100").await;
+    let deadline: i64 = sqlx::query_scalar("SELECT funding_deadline FROM proposals WHERE id = $1")
+        .bind(&stage.proposal)
+        .fetch_one(&mut *stage.app.conn().await)
+        .await
+        .unwrap();
+    let worker_clock = ManualClock::at(deadline + 1);
+    let withdraw_form = [
+        ("organisation_id", stage.org_id.as_str()),
+        ("amount", "50"),
+        ("key", "race-w"),
+    ];
+    let pledge_form = [
+        ("organisation_id", b_org.as_str()),
+        ("amount", "70"),
+        ("key", "race-p"),
+    ];
+    let withdraw_path = format!("/proposals/{}/withdrawals", stage.proposal);
+    let pledge_path = format!("/proposals/{}/pledges", stage.proposal);
+    let withdraw = stage.admin.post(&withdraw_path, &withdraw_form);
+    let more = b.post(&pledge_path, &pledge_form);
+    let expiry = jobs::run_due(&stage.app.db, worker_clock.as_ref(), "racer");
+    let (withdrawn, pledged, expired) = tokio::join!(withdraw, more, expiry);
+    expired.unwrap();
+    // Whatever order they ran in, each either happened fully or not at all.
+    assert!(matches!(withdrawn.status().as_u16(), 303 | 409));
+    assert!(matches!(pledged.status().as_u16(), 303 | 409));
+    assert_eq!(stage.app.proposal_state(&stage.proposal).await, "expired");
+    assert_eq!(
+        stage.app.balance(&AccountId::escrow(&stage.proposal)).await,
+        0
+    );
+    assert_eq!(
+        stage.app.balance(&AccountId::wallet(&stage.org_id)).await,
+        50_000,
+        "every cent back"
+    );
+    assert_eq!(
+        stage.app.balance(&AccountId::wallet(&b_org)).await,
+        50_000,
+        "every cent back"
+    );
+    stage.app.assert_books_balance().await;
+}
