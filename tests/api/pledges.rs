@@ -90,6 +90,14 @@ async fn pledge(stage: &Stage, amount: &str, key: &str) -> reqwest::Response {
 async fn refused_pledges_say_why_and_move_nothing() {
     let stage = stage("1.000,00", 300).await;
     let escrow = AccountId::escrow(&stage.proposal);
+    let page = stage
+        .admin
+        .page(&format!("/proposals/{}", stage.proposal))
+        .await;
+    assert!(
+        page.contains("value=\"300,00\""),
+        "the form offers what the wallet can give"
+    );
     for (amount, status, message) in [
         ("400", 422, "Es enthält 300,00\u{a0}€"),
         ("0", 422, "größer als null"),
