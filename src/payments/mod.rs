@@ -366,6 +366,17 @@ pub async fn attach_checkout_session(
     Ok(())
 }
 
+/// Cancels a payment nothing was received for (Stripe Checkout could not be started).
+pub async fn cancel_unpaid(conn: &mut AnyConnection, payment_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE payments SET status = 'cancelled' WHERE id = $1 AND status = 'pending' AND received = 0",
+    )
+    .bind(payment_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Locks the payment's row for the rest of the transaction and reads it afresh, so that two
 /// bookings of the same payment (a webhook and the treasurer at the same moment) happen one
 /// after the other and the second sees what the first did.

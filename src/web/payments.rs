@@ -161,13 +161,14 @@ async fn start_payment(
         }
         Err(other) => return Err(other.into()),
     };
+    tx.commit().await?;
     let (Method::Stripe, Some(gateway)) = (method, state.stripe.as_ref()) else {
-        tx.commit().await?;
         return Ok(see_other(&format!("/payments/{}", payment.id)));
     };
-    // The Checkout Session is made while the payment's row is not yet committed: if Stripe
-    // cannot be reached, no payment is left behind. The idempotency key makes a retry of this
-    // request get the same session.
+    // Stripe is called outside any database transaction: on SQLite a writing transaction
+    // holds the database's write lock, and a slow Stripe must not stop everybody else. If
+    // Stripe cannot be reached, the payment is cancelled, so nothing is left open. The
+    // idempotency key makes a retry of this request get the same session.
     let base = state
         .config
         .base_url
@@ -186,10 +187,14 @@ async fn start_payment(
         idempotency_key: format!("checkout:{}", payment.id),
         locale: ctx.locale.as_str().to_owned(),
     };
-    let session = match gateway.create_checkout_session(&request).await {
+    let session = gateway.create_checkout_session(&request).await;
+    let mut tx = state.db.begin().await?;
+    let session = match session {
         Ok(session) => session,
         Err(error) => {
             tracing::warn!(%error, "Stripe Checkout could not be started");
+            payments::cancel_unpaid(&mut tx, &payment.id).await?;
+            tx.commit().await?;
             return Err(AppError::status(
                 StatusCode::BAD_GATEWAY,
                 "stripe.unavailable",

@@ -775,7 +775,7 @@ async fn refunds_and_disputes_are_booked_back_and_a_spent_wallet_shows_a_shortfa
 }
 
 #[tokio::test]
-async fn when_stripe_is_down_no_payment_is_left_behind() {
+async fn when_stripe_is_down_no_payment_is_left_open() {
     let (org, stripe) = stripe_org().await;
     stripe.fail_next(500);
     let response = start(
@@ -795,11 +795,24 @@ async fn when_stripe_is_down_no_payment_is_left_behind() {
             .unwrap()
             .contains("Stripe ist gerade nicht erreichbar")
     );
-    let count: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM payments")
-        .fetch_one(&mut *org.app.conn().await)
-        .await
-        .unwrap();
-    assert_eq!(count, 0);
+    let open: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM payments WHERE status <> 'cancelled'",
+    )
+    .fetch_one(&mut *org.app.conn().await)
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "the payment is cancelled, not left waiting");
+    // The next try goes through.
+    let retry = start(
+        &org,
+        &[
+            ("purpose", "top_up"),
+            ("amount", "100"),
+            ("method", "stripe"),
+        ],
+    )
+    .await;
+    assert_eq!(retry.status(), 303);
 }
 
 #[tokio::test]
