@@ -602,31 +602,65 @@ async fn take_back(
     if !amount.is_positive() {
         return Ok(());
     }
-    let account = payment.purpose.account(&payment.organisation_id);
-    let held = ledger::balance(conn, &account).await?;
-    let back = Money::from_cents(amount.cents().min(held.cents().max(0)));
+    // Each account gives back at most what this payment put into it (less what earlier
+    // take-backs of this payment took from it) and at most what it holds: the wallet first (an
+    // excess went there), then the capital or the pool. Never other members' money.
+    let mut accounts = vec![AccountId::wallet(&payment.organisation_id)];
+    if payment.purpose != Purpose::TopUp {
+        accounts.push(payment.purpose.account(&payment.organisation_id));
+    }
+    let mut left = amount.cents();
+    let mut back = 0_i64;
+    let mut from_obligation = 0_i64;
+    let mut new = NewTransaction::new(
+        format!("takeback:{}:{event_id}", payment.id),
+        TxKind::Reversal,
+        format!("{reason} {}", payment.reference),
+        Actor::system(),
+    );
+    for account in accounts {
+        let put: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(lp.amount), 0) AS BIGINT)
+             FROM payment_receipts r JOIN ledger_postings lp ON lp.transaction_id = r.transaction_id
+             WHERE r.payment_id = $1 AND lp.account_id = $2",
+        )
+        .bind(&payment.id)
+        .bind(account.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        let taken: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(-SUM(lp.amount), 0) AS BIGINT)
+             FROM ledger_transactions t JOIN ledger_postings lp ON lp.transaction_id = t.id
+             WHERE t.idempotency_key LIKE $1 AND lp.account_id = $2",
+        )
+        .bind(format!("takeback:{}:%", payment.id))
+        .bind(account.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        let owed_here = left.min((put - taken).max(0));
+        if account != AccountId::wallet(&payment.organisation_id) {
+            from_obligation = owed_here;
+        }
+        let held = ledger::balance(conn, &account).await?.cents().max(0);
+        let take = owed_here.min(held);
+        if take > 0 {
+            new = new.posting(account, Money::from_cents(-take));
+            back += take;
+        }
+        left -= owed_here;
+    }
+    let back = Money::from_cents(back);
     let shortfall = amount.checked_sub(back)?;
     if back.is_positive() {
-        ledger::post(
-            conn,
-            NewTransaction::transfer(
-                format!("takeback:{event_id}"),
-                TxKind::Reversal,
-                format!("{reason} {}", payment.reference),
-                Actor::system(),
-                account,
-                AccountId::external_stripe(),
-                back,
-            )?,
-        )
-        .await?;
+        ledger::post(conn, new.posting(AccountId::external_stripe(), back)).await?;
     }
-    if let (Some(obligation), false) = (&payment.obligation_id, payment.purpose == Purpose::TopUp) {
+    if let (Some(obligation), true) = (&payment.obligation_id, from_obligation > 0) {
+        // The member owes again what no longer counts as paid.
         sqlx::query(
             "UPDATE member_obligations SET paid = CASE WHEN paid > $1 THEN paid - $1 ELSE 0 END
              WHERE id = $2",
         )
-        .bind(amount.cents())
+        .bind(from_obligation)
         .bind(obligation)
         .execute(&mut *conn)
         .await?;

@@ -859,3 +859,75 @@ async fn a_webhook_and_the_treasurer_racing_book_a_payment_once() {
     );
     org.app.assert_books_balance().await;
 }
+
+#[tokio::test]
+async fn a_refund_takes_back_only_what_the_payment_put_where_it_put_it() {
+    let (org, _stripe) = stripe_org().await;
+    let (dues, _) = member_owing(&org).await;
+    // The dues are started by Stripe, and paid meanwhile by bank transfer.
+    let by_card = start(
+        &org,
+        &[
+            ("purpose", "dues"),
+            ("obligation_id", &dues),
+            ("method", "stripe"),
+        ],
+    )
+    .await;
+    assert_eq!(by_card.status(), 303);
+    let (card_id, session): (String, String) =
+        sqlx::query_as("SELECT id, stripe_session_id FROM payments WHERE method = 'stripe'")
+            .fetch_one(&mut *org.app.conn().await)
+            .await
+            .unwrap();
+    let by_bank = start(
+        &org,
+        &[
+            ("purpose", "dues"),
+            ("obligation_id", &dues),
+            ("method", "bank_transfer"),
+        ],
+    )
+    .await;
+    let bank_id = payment_id_of(&by_bank).await;
+    confirm(&org, &bank_id, "120", "b1").await;
+    assert_eq!(org.app.balance(&AccountId::pool()).await, 12_000);
+
+    // The card payment arrives too: the dues are paid, so it is credited to the wallet.
+    send_event(
+        &org.app,
+        "evt_d1",
+        "checkout.session.completed",
+        stripe_server::checkout_session_object(&session, &card_id, "paid", "pi_d"),
+    )
+    .await;
+    assert_eq!(org.app.balance(&AccountId::wallet(&org.id)).await, 12_000);
+
+    // Refunded: it comes out of the wallet it went to; the pool keeps the bank transfer's dues.
+    send_event(
+        &org.app,
+        "evt_d2",
+        "charge.refunded",
+        stripe_server::charge_object("pi_d", 12_000),
+    )
+    .await;
+    assert_eq!(org.app.balance(&AccountId::wallet(&org.id)).await, 0);
+    assert_eq!(
+        org.app.balance(&AccountId::pool()).await,
+        12_000,
+        "other money stays where it is"
+    );
+    let paid: i64 = sqlx::query_scalar("SELECT paid FROM member_obligations WHERE id = $1")
+        .bind(&dues)
+        .fetch_one(&mut *org.app.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(paid, 12_000, "the dues stay paid");
+    let shortfalls: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM payment_shortfalls")
+            .fetch_one(&mut *org.app.conn().await)
+            .await
+            .unwrap();
+    assert_eq!(shortfalls, 0);
+    org.app.assert_books_balance().await;
+}
