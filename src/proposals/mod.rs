@@ -397,7 +397,42 @@ struct Terms {
     starts_at: Option<i64>,
 }
 
+/// The texts of a proposal, their limits, and whether they are required (before kind-specific
+/// rules): one list for creating, editing before opening, and clarifying after.
+const TEXT_LIMITS: [(&str, usize, bool); 6] = [
+    ("title", 150, true),
+    ("summary", 500, true),
+    ("problem", 10_000, false),
+    ("desired_outcome", 10_000, false),
+    ("releases", 2_000, false),
+    ("support", 2_000, false),
+];
+
+/// What is wrong with a text field's value, if anything.
+fn text_problem(field: &str, value: &str) -> Option<&'static str> {
+    let (_, max, required) = TEXT_LIMITS.iter().find(|(name, _, _)| *name == field)?;
+    if *required && value.trim().is_empty() {
+        Some("form.required")
+    } else if value.chars().count() > *max {
+        Some("form.too_long")
+    } else {
+        None
+    }
+}
+
 impl ProposalForm {
+    /// The text fields, in the order of [`TEXT_LIMITS`].
+    fn texts(&self) -> [(&'static str, &str); 6] {
+        [
+            ("title", self.title.as_str()),
+            ("summary", self.summary.as_str()),
+            ("problem", self.problem.as_str()),
+            ("desired_outcome", self.desired_outcome.as_str()),
+            ("releases", self.releases.as_str()),
+            ("support", self.support.as_str()),
+        ]
+    }
+
     /// Reads the form's fields, including milestone rows `m1_title` … `m6_due`.
     pub fn from_fields(fields: &BTreeMap<String, String>) -> Self {
         let get = |name: &str| fields.get(name).cloned().unwrap_or_default();
@@ -472,18 +507,9 @@ impl ProposalForm {
     /// Checks everything; on success returns the terms to store.
     fn check(&self, max_amount: Money, locale: Locale) -> Result<Terms, FieldErrors> {
         let mut errors = FieldErrors::new();
-        for (field, value, max, required) in [
-            ("title", &self.title, 150, true),
-            ("summary", &self.summary, 500, true),
-            ("problem", &self.problem, 10_000, false),
-            ("desired_outcome", &self.desired_outcome, 10_000, false),
-            ("releases", &self.releases, 2_000, false),
-            ("support", &self.support, 2_000, false),
-        ] {
-            if required && value.trim().is_empty() {
-                errors.insert(field, "form.required");
-            } else if value.chars().count() > max {
-                errors.insert(field, "form.too_long");
+        for (field, value) in self.texts() {
+            if let Some(problem) = text_problem(field, value) {
+                errors.insert(field, problem);
             }
         }
         let today = now_ms() - DAY_MS;
@@ -828,53 +854,21 @@ pub async fn edit(
 
     // After opening: texts only, each change a visible revision.
     let mut errors = FieldErrors::new();
-    let changes: Vec<(&'static str, &str, &str)> = [
-        ("title", proposal.title.as_str(), form.title.trim(), 150),
-        (
-            "summary",
-            proposal.summary.as_str(),
-            form.summary.trim(),
-            500,
-        ),
-        (
-            "problem",
-            proposal.problem.as_str(),
-            form.problem.trim(),
-            10_000,
-        ),
-        (
-            "desired_outcome",
-            proposal.desired_outcome.as_str(),
-            form.desired_outcome.trim(),
-            10_000,
-        ),
-        (
-            "releases",
-            proposal.releases.as_str(),
-            form.releases.trim(),
-            2_000,
-        ),
-        (
-            "support",
-            proposal.support.as_str(),
-            form.support.trim(),
-            2_000,
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, old, new, _)| old != new)
-    .filter_map(|(field, old, new, max)| {
-        if (field == "title" || field == "summary") && new.is_empty() {
-            errors.insert(field, "form.required");
-            None
-        } else if new.chars().count() > max {
-            errors.insert(field, "form.too_long");
-            None
-        } else {
-            Some((field, old, new))
-        }
-    })
-    .collect();
+    let old = ProposalForm::from_proposal(&proposal, locale);
+    let changes: Vec<(&'static str, String, &str)> = old
+        .texts()
+        .into_iter()
+        .zip(form.texts())
+        .map(|((field, before), (_, after))| (field, before.to_owned(), after.trim()))
+        .filter(|(_, before, after)| before != after)
+        .filter(|(field, _, after)| match text_problem(field, after) {
+            Some(problem) => {
+                errors.insert(field, problem);
+                false
+            }
+            None => true,
+        })
+        .collect();
     if !errors.is_empty() {
         return Err(ProposalError::Invalid(errors));
     }
@@ -888,7 +882,7 @@ pub async fn edit(
         .bind(new_id())
         .bind(proposal_id)
         .bind(*field)
-        .bind(*old)
+        .bind(old.as_str())
         .bind(*new)
         .bind(person_id)
         .bind(now)
