@@ -21,6 +21,8 @@ pub enum DemoError {
     Money(#[from] MoneyError),
     #[error("hashing the demo password: {0}")]
     Password(String),
+    #[error("demo pledge: {0}")]
+    Pledge(#[from] crate::pledges::PledgeError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -541,6 +543,102 @@ impl Demo<'_> {
         let refund_b = self.pledge(&expired, tafel, 20_000, false).await?;
         for pledge in [refund_a, refund_b] {
             self.refund(&expired, &pledge).await?;
+        }
+
+        self.maintenance_contract(formularwerk, musterhausen, tafel)
+            .await?;
+        Ok(())
+    }
+
+    /// A monthly maintenance contract in its fourth month, funded by two recurring pledges
+    /// made through the real functions, as if time had passed: periods 1 and 2 collected in
+    /// full, period 3 short (the Tafel's wallet ran dry and its instalment lapsed), period 4
+    /// collected from Musterhausen only so far.
+    async fn maintenance_contract(
+        &mut self,
+        project_id: &str,
+        musterhausen: &str,
+        tafel: &str,
+    ) -> Result<(), DemoError> {
+        use crate::pledges::recurring;
+        let began = self.now - 100 * DAY_MS;
+        let months: Vec<(String, i64)> = (1..=6)
+            .map(|n| (format!("Wartung, Monat {n}"), 100_000))
+            .collect();
+        let months: Vec<(&str, i64)> = months.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let id = self
+            .proposal(
+                project_id,
+                "maintenance",
+                "Wartung Formularwerk: Sicherheitsupdates und Support, sechs Monate",
+                "Sicherheitslücken binnen 48 Stunden behoben, monatliche Releases, Support im Forum.",
+                "open",
+                &months,
+                -93,
+            )
+            .await?;
+        self.describe(
+            &id,
+            "",
+            "",
+            "lea@formularwerk.example",
+            None,
+            Some("lea@formularwerk.example"),
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE proposals SET security_response_hours = 48, releases = $1, support = $2,
+                 period_amount = 100000, period = 'month', term_periods = 6, starts_at = $3
+             WHERE id = $4",
+        )
+        .bind("Ein Release pro Monat, Sicherheitsupdates sofort.")
+        .bind("Forum, Antwort binnen zwei Werktagen.")
+        .bind(began + 5 * DAY_MS)
+        .bind(&id)
+        .execute(&mut *self.conn)
+        .await?;
+        let proposal = crate::proposals::find(self.conn, &id)
+            .await?
+            .ok_or(crate::pledges::PledgeError::UnknownProposal)?;
+        for (position, milestone) in proposal.milestones.iter().enumerate() {
+            let position = i64::try_from(position).unwrap_or(0) + 1;
+            let end = proposal.period_start(position + 1).unwrap_or(began) - DAY_MS;
+            sqlx::query("UPDATE milestones SET due_at = $1 WHERE id = $2")
+                .bind(end)
+                .bind(&milestone.id)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        for (organisation, email, amount) in [
+            (musterhausen, "it@musterhausen.example", "800"),
+            (tafel, "it@tafel-rhein-main.example", "200"),
+        ] {
+            let admin = self.person_id(email);
+            let principal = crate::authz::principal_of(self.conn, &admin).await?;
+            recurring::pledge_recurring(
+                self.conn,
+                &principal,
+                recurring::RecurringRequest {
+                    proposal_id: &id,
+                    organisation_id: organisation,
+                    amount,
+                    show_publicly: true,
+                    key: &format!("demo:recurring:{organisation}"),
+                    max_amount: Money::from_cents(100_000_000),
+                },
+                began,
+            )
+            .await?;
+        }
+        // Lea started the work. The Tafel's wallet covers two instalments; from month 3 on its
+        // collections lapse (it can pay them later, after topping up).
+        sqlx::query("UPDATE proposals SET status = 'in_progress' WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *self.conn)
+            .await?;
+        for period in 2..=4 {
+            let start = proposal.period_start(period).unwrap_or(began);
+            recurring::collect_period(self.conn, &id, period, start).await?;
         }
         Ok(())
     }

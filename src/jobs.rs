@@ -1,7 +1,8 @@
 //! Background jobs: a table of what is due, claimed by workers with a conditional UPDATE (safe
 //! with several instances), retried with backoff when they fail. Jobs here: a proposal whose
 //! funding deadline passed expires and every pledge goes back; backers are reminded three days
-//! before a deadline. Time comes from a [`Clock`], so tests move it instead of sleeping.
+//! before a deadline; recurring maintenance pledges are collected at each period's start, and
+//! organisations whose wallet will not cover a collection are told three days before. Time comes from a [`Clock`], so tests move it instead of sleeping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -213,6 +214,18 @@ async fn run_one(db: &Db, kind: &str, payload: &str, now: i64) -> Result<(), Str
     match kind {
         "proposal.expire" => expire(&mut tx, &proposal_id, now).await?,
         "proposal.deadline_reminder" => remind(&mut tx, &proposal_id).await?,
+        "recurring.collect" => {
+            let period = payload["period"].as_i64().unwrap_or_default();
+            crate::pledges::recurring::collect_period(&mut tx, &proposal_id, period, now)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        "recurring.wallet_reminder" => {
+            let period = payload["period"].as_i64().unwrap_or_default();
+            crate::pledges::recurring::remind_short_wallets(&mut tx, &proposal_id, period)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         other => return Err(format!("unknown job kind {other}")),
     }
     tx.commit().await.map_err(|e| e.to_string())

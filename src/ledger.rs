@@ -375,7 +375,22 @@ pub async fn post(conn: &mut AnyConnection, new: NewTransaction) -> Result<Poste
     if let Some(existing) = find_by_key(conn, &new.idempotency_key).await? {
         return replay(existing, &new);
     }
+    // A savepoint: a refused posting (a balance that would go negative) leaves nothing behind in
+    // the caller's transaction, so the caller may go on (a lapsed collection, say).
+    let mut scope = sqlx::Connection::begin(&mut *conn).await?;
+    match post_new(&mut scope, new).await {
+        Ok(posted) => {
+            scope.commit().await?;
+            Ok(posted)
+        }
+        Err(error) => {
+            scope.rollback().await?;
+            Err(error)
+        }
+    }
+}
 
+async fn post_new(conn: &mut AnyConnection, new: NewTransaction) -> Result<Posted, LedgerError> {
     let id = new_id();
     let created_at = now_ms();
     // ON CONFLICT: a concurrent request with the same key that committed first wins; this one

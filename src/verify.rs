@@ -124,6 +124,17 @@ const RULES: &[Rule] = &[
             WHERE a.kind = 'escrow' AND a.balance <> COALESCE(pl.open, 0)",
     },
     Rule {
+        name: "every collected instalment is one pledge of the recurring amount",
+        violations_sql: "SELECT rc.recurring_pledge_id AS subject,
+                CAST(COALESCE(pl.committed, 0) - rp.amount AS BIGINT) AS detail
+            FROM recurring_collections rc
+            JOIN recurring_pledges rp ON rp.id = rc.recurring_pledge_id
+            LEFT JOIN pledges pl ON pl.id = rc.pledge_id
+            WHERE rc.status = 'collected'
+              AND (pl.id IS NULL OR pl.committed <> rp.amount
+                   OR pl.recurring_pledge_id <> rc.recurring_pledge_id OR pl.period <> rc.period)",
+    },
+    Rule {
         name: "every pledge has an escrow account",
         violations_sql: "SELECT p.id AS subject, CAST(p.committed AS BIGINT) AS detail
             FROM pledges p

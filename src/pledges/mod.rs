@@ -3,6 +3,8 @@
 //! funding is open, and the proposal becomes funded in the same transaction as the pledge that
 //! reaches its goal.
 
+pub mod recurring;
+
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
@@ -32,6 +34,14 @@ pub enum PledgeError {
     DeadlinePassed,
     #[error("no such proposal")]
     UnknownProposal,
+    #[error("the proposal still needs {per_period:?} per period for {periods} periods")]
+    ExceedsRemainingPerPeriod { per_period: Money, periods: i64 },
+    #[error("recurring pledges are for maintenance contracts")]
+    NotMaintenance,
+    #[error("no such recurring pledge")]
+    UnknownRecurring,
+    #[error("that period's collection did not lapse")]
+    NotLapsed,
     #[error("the organisation has pledged {pledged:?} to this proposal")]
     ExceedsPledged { pledged: Money },
     #[error(transparent)]
@@ -54,7 +64,7 @@ pub struct Pledged {
     pub replay: bool,
 }
 
-fn amount_of(text: &str, max_amount: Money) -> Result<Money, PledgeError> {
+pub(crate) fn amount_of(text: &str, max_amount: Money) -> Result<Money, PledgeError> {
     let amount = Money::parse(text, max_amount).map_err(PledgeError::Amount)?;
     if amount.is_positive() {
         Ok(amount)
@@ -65,7 +75,10 @@ fn amount_of(text: &str, max_amount: Money) -> Result<Money, PledgeError> {
 
 /// Locks the proposal's row for the rest of the transaction, so that pledges, withdrawals and
 /// the deadline's expiry of one proposal happen one after another, each seeing the others.
-async fn lock_proposal(conn: &mut AnyConnection, proposal_id: &str) -> Result<(), PledgeError> {
+pub(crate) async fn lock_proposal(
+    conn: &mut AnyConnection,
+    proposal_id: &str,
+) -> Result<(), PledgeError> {
     let locked = sqlx::query("UPDATE proposals SET id = id WHERE id = $1")
         .bind(proposal_id)
         .execute(&mut *conn)
@@ -77,7 +90,7 @@ async fn lock_proposal(conn: &mut AnyConnection, proposal_id: &str) -> Result<()
 }
 
 /// The goal of a proposal that is open for funding now; refuses one that is not.
-async fn open_goal(
+pub(crate) async fn open_goal(
     conn: &mut AnyConnection,
     proposal_id: &str,
     now: i64,
@@ -102,7 +115,8 @@ async fn open_goal(
     ))
 }
 
-/// What the proposal still needs: its goal less what its escrow holds.
+/// What the proposal still needs: its goal less what its escrow holds and what recurring
+/// pledges have promised and not yet collected (maintenance contracts).
 pub async fn still_needed(
     conn: &mut AnyConnection,
     proposal_id: &str,
@@ -115,7 +129,10 @@ pub async fn still_needed(
     let escrow = ledger::balance(conn, &AccountId::escrow(proposal_id))
         .await
         .unwrap_or(Money::ZERO);
-    Ok(Money::from_cents((goal - escrow.cents()).max(0)))
+    let promised = recurring::promised(conn, proposal_id, None).await?;
+    Ok(Money::from_cents(
+        (goal - escrow.cents() - promised.cents()).max(0),
+    ))
 }
 
 /// What a pledge form asks for.
@@ -245,7 +262,7 @@ pub async fn pledge(
 }
 
 /// Tells the maintainers and the backers' admins that the proposal is funded.
-async fn tell_funded(
+pub(crate) async fn tell_funded(
     conn: &mut AnyConnection,
     proposal_id: &str,
     project_id: &str,

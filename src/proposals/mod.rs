@@ -98,7 +98,8 @@ pub struct Proposal {
     pub organisation_name: Option<String>,
     pub agreed_at: Option<i64>,
     pub created_at: i64,
-    /// Committed and not refunded.
+    /// Committed and not refunded, with the instalments recurring pledges have promised and
+    /// not yet collected.
     pub pledged: Money,
     pub percent: i64,
     pub milestones: Vec<Milestone>,
@@ -112,7 +113,11 @@ const PROPOSAL_SELECT: &str =
         pe.name AS proposer_name, pr.organisation_id, o.legal_name AS organisation_name,
         pr.agreed_at, pr.created_at,
         CAST(COALESCE((SELECT SUM(pl.committed - pl.refunded) FROM pledges pl
-                       WHERE pl.proposal_id = pr.id), 0) AS BIGINT) AS pledged
+                       WHERE pl.proposal_id = pr.id), 0)
+           + COALESCE((SELECT SUM(rp.amount * (rp.last_period - rp.first_period + 1
+                         - (SELECT COUNT(*) FROM recurring_collections rc
+                            WHERE rc.recurring_pledge_id = rp.id)))
+                       FROM recurring_pledges rp WHERE rp.proposal_id = pr.id), 0) AS BIGINT) AS pledged
      FROM proposals pr
      JOIN projects pj ON pj.id = pr.project_id
      LEFT JOIN people pe ON pe.id = pr.proposed_by
@@ -377,7 +382,7 @@ pub fn date_value(ms: i64) -> String {
 }
 
 /// `months` calendar months after `ms` (same day, clamped to the month's end).
-fn add_months(ms: i64, months: i64) -> Option<i64> {
+pub(crate) fn add_months(ms: i64, months: i64) -> Option<i64> {
     let at = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()?;
     let index = i64::from(at.year()) * 12 + i64::from(u8::from(at.month())) - 1 + months;
     let year = i32::try_from(index.div_euclid(12)).ok()?;
@@ -385,6 +390,33 @@ fn add_months(ms: i64, months: i64) -> Option<i64> {
     let day = at.day().min(time::util::days_in_month(month, year));
     let date = time::Date::from_calendar_date(year, month, day).ok()?;
     Some(date.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+/// The months in a maintenance contract's period.
+pub fn period_months(period: Option<&str>) -> Option<i64> {
+    match period? {
+        "month" => Some(1),
+        "quarter" => Some(3),
+        _ => None,
+    }
+}
+
+impl Proposal {
+    /// When a maintenance contract's period `position` (1-based) starts.
+    pub fn period_start(&self, position: i64) -> Option<i64> {
+        let months = period_months(self.period.as_deref())?;
+        add_months(self.starts_at?, (position - 1) * months)
+    }
+
+    /// The maintenance period running at `now`: the first before the contract starts, the last
+    /// after it ends.
+    pub fn current_period(&self, now: i64) -> i64 {
+        let term = self.term_periods.unwrap_or(1).max(1);
+        (1..=term)
+            .rev()
+            .find(|p| self.period_start(*p).is_some_and(|start| start <= now))
+            .unwrap_or(1)
+    }
 }
 
 /// The terms a valid form describes: the milestones with their amounts and due dates.

@@ -41,6 +41,15 @@ pub fn router() -> Router<AppState> {
         .route("/proposals/{id}/comments", post(add_comment))
         .route("/proposals/{id}/pledges", post(create_pledge))
         .route("/proposals/{id}/withdrawals", post(withdraw_pledge))
+        .route(
+            "/proposals/{id}/recurring-pledges",
+            post(create_recurring_pledge),
+        )
+        .route("/recurring-pledges/{id}/stop", post(stop_recurring_pledge))
+        .route(
+            "/recurring-pledges/{id}/periods/{period}/pay",
+            post(pay_lapsed_period),
+        )
         .route("/comments/{id}/edit", post(edit_comment))
         .route("/comments/{id}/hide", post(hide_comment))
 }
@@ -249,6 +258,22 @@ async fn proposal_page(
         .map(Transition::as_str)
         .collect();
     let roles = proposals::roles_of(&ctx.principal, &proposal);
+    let (coverage, recurring) = if proposal.kind == "maintenance" {
+        let mut conn = state.db.pool().acquire().await?;
+        let admin_of: Vec<String> = ctx
+            .principal
+            .organisations
+            .iter()
+            .filter(|(_, role)| **role == crate::authz::OrgRole::Admin)
+            .map(|(id, _)| id.clone())
+            .collect();
+        (
+            pledges::recurring::coverage(&mut conn, &proposal).await?,
+            pledges::recurring::of_organisations(&mut conn, id, &admin_of).await?,
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let (pledge_options, still_needed) =
         if proposal.status == crate::proposals::lifecycle::State::Open {
             let mut conn = state.db.pool().acquire().await?;
@@ -282,6 +307,9 @@ async fn proposal_page(
             still_needed => still_needed,
             pledge_key => crate::people::new_token(),
             pledge_message => pledge_message,
+            coverage => value(&coverage),
+            recurring => value(&recurring),
+            periods_left => proposal.term_periods.map(|t| t - proposal.current_period(state.clock.now_ms()) + 1),
         },
     )
 }
@@ -480,7 +508,7 @@ impl From<PledgeError> for AppError {
     fn from(error: PledgeError) -> Self {
         match error {
             PledgeError::Denied(denied) => denied.into(),
-            PledgeError::UnknownProposal => AppError::not_found(),
+            PledgeError::UnknownProposal | PledgeError::UnknownRecurring => AppError::not_found(),
             PledgeError::Proposal(error) => error.into(),
             other => AppError::internal(other),
         }
@@ -537,6 +565,19 @@ fn pledge_problem(ctx: &Ctx, error: &PledgeError) -> Option<String> {
             "pledge.exceeds_pledged",
             &[("pledged", &money(*pledged))],
         ),
+        PledgeError::ExceedsRemainingPerPeriod {
+            per_period,
+            periods,
+        } => crate::i18n::t_with(
+            ctx.locale,
+            "pledge.exceeds_per_period",
+            &[
+                ("per_period", &money(*per_period)),
+                ("periods", &periods.to_string()),
+            ],
+        ),
+        PledgeError::NotMaintenance => ctx.t("pledge.not_maintenance"),
+        PledgeError::NotLapsed => ctx.t("pledge.not_lapsed"),
         PledgeError::NotOpen => ctx.t("pledge.not_open"),
         PledgeError::DeadlinePassed => ctx.t("pledge.deadline_passed"),
         _ => return None,
@@ -553,7 +594,9 @@ async fn pledge_refused(
         return Err(error.into());
     };
     let status = match error {
-        PledgeError::NotOpen | PledgeError::DeadlinePassed => StatusCode::CONFLICT,
+        PledgeError::NotOpen | PledgeError::DeadlinePassed | PledgeError::NotLapsed => {
+            StatusCode::CONFLICT
+        }
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     let page = proposal_page(state, ctx, id, &FieldErrors::new(), Some(message)).await?;
@@ -620,6 +663,107 @@ async fn withdraw_pledge(
         Err(error) => {
             drop(tx);
             pledge_refused(&state, &ctx, &id, error).await
+        }
+    }
+}
+
+async fn create_recurring_pledge(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(form): Form<PledgeForm>,
+) -> Result<Response, AppError> {
+    if ctx.person.is_none() {
+        return Err(Denied::NotLoggedIn.into());
+    }
+    let request = pledges::recurring::RecurringRequest {
+        proposal_id: &id,
+        organisation_id: &form.organisation_id,
+        amount: &form.amount,
+        show_publicly: form.show_publicly.is_some(),
+        key: &form.key,
+        max_amount: state.config.max_amount,
+    };
+    let mut tx = state.db.begin().await?;
+    match pledges::recurring::pledge_recurring(
+        &mut tx,
+        &ctx.principal,
+        request,
+        state.clock.now_ms(),
+    )
+    .await
+    {
+        Ok(pledged) => {
+            tx.commit().await?;
+            ctx.flash(if pledged.funded {
+                "flash.funded"
+            } else {
+                "flash.pledged_recurring"
+            });
+            Ok(see_other(&format!("/proposals/{id}")))
+        }
+        Err(error) => {
+            drop(tx);
+            pledge_refused(&state, &ctx, &id, error).await
+        }
+    }
+}
+
+/// The proposal a recurring pledge belongs to (for redirects and error pages).
+async fn proposal_of_recurring(state: &AppState, recurring_id: &str) -> Result<String, AppError> {
+    let mut conn = state.db.pool().acquire().await?;
+    sqlx::query_scalar("SELECT proposal_id FROM recurring_pledges WHERE id = $1")
+        .bind(recurring_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(AppError::not_found)
+}
+
+async fn stop_recurring_pledge(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    if ctx.person.is_none() {
+        return Err(Denied::NotLoggedIn.into());
+    }
+    let proposal_id = proposal_of_recurring(&state, &id).await?;
+    let mut tx = state.db.begin().await?;
+    match pledges::recurring::stop(&mut tx, &ctx.principal, &id, state.clock.now_ms()).await {
+        Ok(()) => {
+            tx.commit().await?;
+            ctx.flash("flash.recurring_stopped");
+            Ok(see_other(&format!("/proposals/{proposal_id}")))
+        }
+        Err(error) => {
+            drop(tx);
+            pledge_refused(&state, &ctx, &proposal_id, error).await
+        }
+    }
+}
+
+async fn pay_lapsed_period(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, period)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    if ctx.person.is_none() {
+        return Err(Denied::NotLoggedIn.into());
+    }
+    let period: i64 = period.parse().map_err(|_| AppError::not_found())?;
+    let proposal_id = proposal_of_recurring(&state, &id).await?;
+    let mut tx = state.db.begin().await?;
+    match pledges::recurring::pay_lapsed(&mut tx, &ctx.principal, &id, period, state.clock.now_ms())
+        .await
+    {
+        Ok(_) => {
+            tx.commit().await?;
+            ctx.flash("flash.paid_late");
+            Ok(see_other(&format!("/proposals/{proposal_id}")))
+        }
+        Err(error) => {
+            drop(tx);
+            pledge_refused(&state, &ctx, &proposal_id, error).await
         }
     }
 }

@@ -183,7 +183,8 @@ impl TestApp {
             ledger::post(
                 &mut tx,
                 NewTransaction::transfer(
-                    format!("test:top-up:{organisation}"),
+                    // A key per top-up: a wallet may be topped up more than once.
+                    format!("test:top-up:{organisation}:{}", allmende::db::new_id()),
                     TxKind::TopUp,
                     "top-up",
                     Actor::system(),

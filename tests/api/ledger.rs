@@ -402,7 +402,7 @@ async fn a_reversal_of_spent_money_is_refused_rather_than_overdrawing() {
     let app = spawn_app().await;
     let wallet = app.funded_wallet("org-a", 5_000).await;
     let top_up_id: String = sqlx::query_scalar(
-        "SELECT id FROM ledger_transactions WHERE idempotency_key = 'test:top-up:org-a'",
+        "SELECT id FROM ledger_transactions WHERE idempotency_key LIKE 'test:top-up:org-a:%'",
     )
     .fetch_one(&mut *app.conn().await)
     .await
@@ -575,4 +575,34 @@ async fn verify_catches_an_unbalanced_transaction_written_by_hand() {
         .map(|c| c.name)
         .collect();
     assert_eq!(failed, vec!["every transaction sums to zero"], "{report}");
+}
+
+#[tokio::test]
+async fn a_refused_posting_leaves_nothing_behind_in_the_callers_transaction() {
+    let app = spawn_app().await;
+    let wallet = app.funded_wallet("org-a", 1_000).await;
+    let mut tx = app.db.begin().await.unwrap();
+    let refused = ledger::post(
+        &mut tx,
+        transfer("too-much", &wallet, &AccountId::pool(), 1_001),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(LedgerError::InsufficientFunds { .. })),
+        "{refused:?}"
+    );
+    // The caller goes on and commits: the refused transaction left no row and its key is free.
+    ledger::post(&mut tx, transfer("fits", &wallet, &AccountId::pool(), 400))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM ledger_transactions WHERE idempotency_key = 'too-much'",
+    )
+    .fetch_one(&mut *app.conn().await)
+    .await
+    .unwrap();
+    assert_eq!(rows, 0);
+    assert_eq!(app.balance(&wallet).await, 600);
+    app.assert_books_balance().await;
 }

@@ -17,6 +17,7 @@ mod organisations;
 mod payments;
 mod pledges;
 mod proposals;
+mod recurring;
 mod smtp_server;
 mod stripe_server;
 mod web;
