@@ -4,7 +4,8 @@
 //! The crate's map (see DESIGN.md): settings in [`config`], the database and every difference
 //! between SQLite and PostgreSQL in [`db`], money in [`money`], the ledger in [`ledger`] and its
 //! invariants in [`verify`], languages in [`i18n`], the cooperative's overview in
-//! [`cooperative`], the demo data in [`demo`], and HTTP in [`web`].
+//! [`cooperative`], the demo data in [`demo`], the voting rules in [`voting`], paying
+//! maintainers in [`payouts`], and HTTP in [`web`].
 
 pub mod audit;
 pub mod authz;
@@ -21,10 +22,12 @@ pub mod markdown;
 pub mod members;
 pub mod money;
 pub mod payments;
+pub mod payouts;
 pub mod people;
 pub mod pledges;
 pub mod proposals;
 pub mod verify;
+pub mod voting;
 pub mod web;
 
 /// Deletes what has expired (sessions, old login attempts) once an hour, until `stop` is true.

@@ -48,6 +48,16 @@ enum Command {
     /// Runs the background jobs only (deadline expiry, reminders, mail), e.g. on a second
     /// machine; `serve` runs them too.
     Worker,
+    /// Runs a voting rule on a Pabulib `.pb` file, without a database: prints the selected
+    /// project ids, one per line, then a summary (total cost, budget, time) on stderr.
+    Tally {
+        /// The election, in the Pabulib format.
+        file: PathBuf,
+        /// equal-shares (Method of Equal Shares with add1 completion, then greedy; as pabutools)
+        /// or greedy (most votes first, skipping what does not fit).
+        #[arg(long, default_value = "equal-shares")]
+        rule: allmende::voting::Rule,
+    },
     /// Platform administration from the command line.
     Admin {
         #[command(subcommand)]
@@ -99,6 +109,16 @@ fn init_tracing() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Tally { file, rule } = &cli.command {
+        // The error names the file and the line; its sources would only repeat them.
+        let report = allmende::voting::tally_file(file, *rule)
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        for id in &report.selected {
+            println!("{id}");
+        }
+        eprintln!("{}", report.summary());
+        return Ok(ExitCode::SUCCESS);
+    }
     let bind = match &cli.command {
         Command::Serve { bind, .. } => bind.clone(),
         _ => None,
@@ -119,6 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     db.migrate().await.context("cannot migrate the database")?;
 
     match cli.command {
+        Command::Tally { .. } => Ok(ExitCode::SUCCESS),
         Command::Migrate => {
             println!(
                 "database {} is up to date",

@@ -214,3 +214,61 @@ async fn admin_create_makes_the_first_admin_with_a_link_to_set_the_password() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+#[test]
+fn tally_prints_the_winners_of_a_pabulib_file_without_a_database() {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/pabulib/Switzerland_Zurich_SN.pb"
+    );
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/pabulib/reference/Switzerland_Zurich_SN.json"
+        ))
+        .expect("the shared Pabulib reference results (../shared/pabulib)"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (rule, key) in [
+        ("greedy", "greedy_cost_sat"),
+        ("equal-shares", "mes_util_sat_add1e_then_greedy_cost"),
+    ] {
+        // No --database: the current directory has none, and none is created.
+        let out = allmende()
+            .current_dir(dir.path())
+            .args(["tally", file, "--rule", rule])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut printed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        printed.sort();
+        let mut expected: Vec<String> = reference["results"][key]["selected_in_order"]
+            .as_array()
+            .unwrap_or_else(|| panic!("reference has {key}: {reference}"))
+            .iter()
+            .map(|id| id.as_str().unwrap().to_owned())
+            .collect();
+        expected.sort();
+        assert_eq!(printed, expected, "{rule}");
+        let summary = String::from_utf8_lossy(&out.stderr);
+        assert!(summary.contains("of budget 60000"), "{summary}");
+    }
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+
+    let bad = dir.path().join("bad.pb");
+    std::fs::write(&bad, "META\nkey;value\nbudget;x\n").unwrap();
+    let out = allmende()
+        .args(["tally", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.pb:3:"));
+}
