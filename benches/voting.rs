@@ -21,12 +21,9 @@ const FILES: [&str; 3] = [
 
 fn main() -> ExitCode {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = root.join("../shared/pabulib");
+    let dir = root.join("tests/fixtures/pabulib");
     if !dir.is_dir() {
-        eprintln!(
-            "the Pabulib data is missing: expected {} (the shared/ folder beside the repository)",
-            dir.display()
-        );
+        eprintln!("the Pabulib data is missing: expected {}", dir.display());
         return ExitCode::FAILURE;
     }
     // `cargo bench` adds flags such as `--bench`; anything else filters the files.

@@ -145,6 +145,14 @@ pub enum Action<'a> {
     ManagePayments,
     /// See what is open and what is short (treasurer and board).
     ViewShortfalls,
+    /// Review a submitted milestone for a backer: the organisation's admins, or the board for
+    /// the pool's share; never a maintainer of the project (four-eyes rule).
+    ReviewMilestone {
+        organisation_id: Option<&'a str>,
+        project_id: &'a str,
+    },
+    /// Decide a milestone's dispute: the board, never a maintainer of the project.
+    ArbitrateDispute { project_id: &'a str },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -209,6 +217,17 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
         Action::DecideApplications | Action::ViewAuditLog => board,
         Action::ViewMemberList | Action::ManageMembers => board || treasurer,
         Action::ManagePlatformRoles => principal.has(PlatformRole::Admin),
+        Action::ReviewMilestone {
+            organisation_id,
+            project_id,
+        } => {
+            !principal.maintains(project_id)
+                && match organisation_id {
+                    Some(organisation_id) => principal.is_admin_of(organisation_id),
+                    None => board,
+                }
+        }
+        Action::ArbitrateDispute { project_id } => board && !principal.maintains(project_id),
     };
     if allowed {
         Ok(())
@@ -342,5 +361,37 @@ mod tests {
             Err(Denied::Forbidden),
             "the board does not run members' organisations"
         );
+    }
+
+    #[test]
+    fn maintainers_never_review_or_arbitrate_their_own_project() {
+        let mut both = person(&[("a", OrgRole::Admin)], &[PlatformRole::Board]);
+        let review_a = Action::ReviewMilestone {
+            organisation_id: Some("a"),
+            project_id: "werk",
+        };
+        let review_pool = Action::ReviewMilestone {
+            organisation_id: None,
+            project_id: "werk",
+        };
+        let arbitrate = Action::ArbitrateDispute { project_id: "werk" };
+        for action in [review_a, review_pool, arbitrate] {
+            assert!(authorize(&both, action).is_ok(), "{action:?}");
+        }
+        both.projects.insert("werk".into());
+        for action in [review_a, review_pool, arbitrate] {
+            assert_eq!(
+                authorize(&both, action),
+                Err(Denied::Forbidden),
+                "{action:?}"
+            );
+        }
+        let admin_only = person(&[("a", OrgRole::Admin)], &[]);
+        assert_eq!(
+            authorize(&admin_only, review_pool),
+            Err(Denied::Forbidden),
+            "the pool's share is the board's"
+        );
+        assert_eq!(authorize(&admin_only, arbitrate), Err(Denied::Forbidden));
     }
 }

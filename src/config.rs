@@ -73,6 +73,8 @@ pub struct Config {
     pub currency: String,
     /// The cooperative's fee on released milestones, in basis points (500 = 5 %).
     pub fee_basis_points: u32,
+    /// How long backers have to review a submitted milestone; silence then counts as acceptance.
+    pub review_window_days: u32,
     /// The largest amount one form may ask for; larger inputs are refused as a typo.
     pub max_amount: Money,
     pub mail_from: String,
@@ -104,6 +106,7 @@ impl fmt::Debug for Config {
             .field("default_locale", &self.default_locale)
             .field("currency", &self.currency)
             .field("fee_basis_points", &self.fee_basis_points)
+            .field("review_window_days", &self.review_window_days)
             .field("max_amount", &self.max_amount)
             .field("mail_from", &self.mail_from)
             .field("mail_transport", &self.mail_transport)
@@ -159,6 +162,7 @@ pub const SETTINGS: &[&str] = &[
     "default_locale",
     "currency",
     "fee_basis_points",
+    "review_window_days",
     "max_amount",
     "mail.from",
     "mail.transport",
@@ -325,6 +329,19 @@ impl Config {
                     "fee_basis_points",
                     origin,
                     format!("`{fee}` is not a whole number from 0 to 10000 (500 = 5 %)"),
+                )
+            })?;
+
+        let (window, origin) = text("review_window_days", "14");
+        let review_window_days = window
+            .parse::<u32>()
+            .ok()
+            .filter(|days| (1..=90).contains(days))
+            .ok_or_else(|| {
+                invalid(
+                    "review_window_days",
+                    origin,
+                    format!("`{window}` is not a whole number of days from 1 to 90"),
                 )
             })?;
 
@@ -524,6 +541,7 @@ impl Config {
             default_locale,
             currency,
             fee_basis_points,
+            review_window_days,
             max_amount,
             mail_from,
             mail_transport,

@@ -214,13 +214,23 @@ async fn run_one(db: &Db, kind: &str, payload: &str, now: i64) -> Result<(), Str
     match kind {
         "proposal.expire" => expire(&mut tx, &proposal_id, now).await?,
         "proposal.deadline_reminder" => remind(&mut tx, &proposal_id).await?,
-        "recurring.collect" => {
+        "instalment.collect" => {
             let period = payload["period"].as_i64().unwrap_or_default();
             crate::pledges::recurring::collect_period(&mut tx, &proposal_id, period, now)
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        "recurring.wallet_reminder" => {
+        "submission.window_end" => {
+            let submission = payload["submission"].as_str().unwrap_or_default();
+            let fee = payload["fee_basis_points"]
+                .as_u64()
+                .and_then(|bp| u32::try_from(bp).ok())
+                .unwrap_or(0);
+            crate::reviews::close_window(&mut tx, submission, now, fee)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        "instalment.wallet_reminder" => {
             let period = payload["period"].as_i64().unwrap_or_default();
             crate::pledges::recurring::remind_short_wallets(&mut tx, &proposal_id, period)
                 .await

@@ -1,4 +1,5 @@
-//! The voting rules on real Pabulib elections (`../shared/pabulib` beside the repository):
+//! The voting rules on real Pabulib elections (`tests/fixtures/pabulib`, a copy of the shared
+//! Pabulib files with their checksums):
 //! every shipped file parses and round-trips, the outcomes equal pabutools 1.2.3's stored
 //! reference outcomes, and, when `ALLMENDE_PABUTOOLS_PYTHON` names a Python with pabutools
 //! 1.2.3, equal a live run of `scripts/pabutools_outcome.py`.
@@ -36,11 +37,10 @@ const CI: [&str; 4] = [
 ];
 
 fn shared() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pabulib");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pabulib");
     assert!(
         dir.join("reference").is_dir(),
-        "the Pabulib test data is missing: expected {} (the shared/ folder beside the \
-         repository, with the .pb files and reference/); the voting tests need it",
+        "the Pabulib test data is missing: expected {} (the .pb files and reference/)",
         dir.display()
     );
     dir

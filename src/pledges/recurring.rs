@@ -187,7 +187,7 @@ async fn schedule_collections(
         let payload = serde_json::json!({ "proposal": proposal.id, "period": period });
         crate::jobs::schedule(
             conn,
-            "recurring.collect",
+            "instalment.collect",
             payload.clone(),
             start,
             Some(&format!("collect:{}:{period}", proposal.id)),
@@ -196,7 +196,7 @@ async fn schedule_collections(
         if start - REMINDER_BEFORE_MS > now {
             crate::jobs::schedule(
                 conn,
-                "recurring.wallet_reminder",
+                "instalment.wallet_reminder",
                 payload,
                 start - REMINDER_BEFORE_MS,
                 Some(&format!("wallet-reminder:{}:{period}", proposal.id)),

@@ -1132,7 +1132,11 @@ pub async fn transition(
         .await?;
         ledger::open_account(conn, &AccountId::escrow(proposal_id), AccountKind::Escrow).await?;
     }
-    if matches!(transition, Transition::Cancel | Transition::Expire) {
+    // Completion returns what escrow still holds (a partly accepted milestone's rest, say).
+    if matches!(
+        transition,
+        Transition::Cancel | Transition::Expire | Transition::Complete
+    ) {
         refund_open_pledges(conn, proposal_id, transition, &principal.actor()).await?;
     }
     let actor = if system {

@@ -13,6 +13,7 @@ mod pages;
 mod payments;
 mod projects;
 mod proposals;
+mod reviews;
 mod templates;
 
 use std::future::Future;
@@ -158,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(projects::router())
         .merge(proposals::router())
+        .merge(reviews::router())
         .merge(payments::router())
         .fallback(|| async { AppError::not_found() })
         .layer(CatchPanicLayer::custom(|_panic| {

@@ -234,7 +234,7 @@ async fn create_proposal(
     }
 }
 
-async fn proposal_page(
+pub(super) async fn proposal_page(
     state: &AppState,
     ctx: &Ctx,
     id: &str,
@@ -274,6 +274,17 @@ async fn proposal_page(
     } else {
         (Vec::new(), Vec::new())
     };
+    let delivery = {
+        let mut conn = state.db.pool().acquire().await?;
+        crate::reviews::milestone_views(
+            &mut conn,
+            &ctx.principal,
+            &proposal,
+            state.clock.now_ms(),
+            ctx.locale,
+        )
+        .await?
+    };
     let (pledge_options, still_needed) =
         if proposal.status == crate::proposals::lifecycle::State::Open {
             let mut conn = state.db.pool().acquire().await?;
@@ -308,6 +319,8 @@ async fn proposal_page(
             pledge_key => crate::people::new_token(),
             pledge_message => pledge_message,
             coverage => value(&coverage),
+            delivery => value(&delivery),
+            review_window_days => state.config.review_window_days,
             recurring => value(&recurring),
             periods_left => proposal.term_periods.map(|t| t - proposal.current_period(state.clock.now_ms()) + 1),
         },

@@ -219,14 +219,14 @@ async fn admin_create_makes_the_first_admin_with_a_link_to_set_the_password() {
 fn tally_prints_the_winners_of_a_pabulib_file_without_a_database() {
     let file = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/pabulib/Switzerland_Zurich_SN.pb"
+        "/tests/fixtures/pabulib/Switzerland_Zurich_SN.pb"
     );
     let reference: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/pabulib/reference/Switzerland_Zurich_SN.json"
+            "/tests/fixtures/pabulib/reference/Switzerland_Zurich_SN.json"
         ))
-        .expect("the shared Pabulib reference results (../shared/pabulib)"),
+        .expect("the Pabulib reference results (tests/fixtures/pabulib)"),
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -18,6 +18,7 @@ mod payments;
 mod pledges;
 mod proposals;
 mod recurring;
+mod reviews;
 mod smtp_server;
 mod stripe_server;
 mod web;
