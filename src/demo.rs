@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 
 use crate::db::{Db, new_id, now_ms};
 use crate::ledger::{self, AccountId, AccountKind, Actor, LedgerError, NewTransaction, TxKind};
-use crate::money::{Money, MoneyError, split_pro_rata};
+use crate::money::{Money, MoneyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -23,6 +23,10 @@ pub enum DemoError {
     Password(String),
     #[error("demo pledge: {0}")]
     Pledge(#[from] crate::pledges::PledgeError),
+    #[error("demo review: {0}")]
+    Review(#[from] crate::reviews::ReviewError),
+    #[error("demo payout: {0}")]
+    Payout(#[from] crate::payouts::PayoutError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -267,7 +271,7 @@ impl Demo<'_> {
                 "feature",
                 "Barrierefreiheit nach BITV 2.0 für alle Formularbausteine",
                 "Alle Bausteine erfüllen WCAG 2.1 AA, geprüft mit Screenreadern; Prüfbericht liegt bei.",
-                "completed",
+                "funded",
                 &[
                     ("Tastaturbedienung und Fokusführung", 900_000),
                     ("Screenreader-Tests und Prüfbericht", 600_000),
@@ -284,16 +288,18 @@ impl Demo<'_> {
             Some("lea@formularwerk.example"),
         )
         .await?;
-        let mut pledges = vec![
-            self.pledge(&bitv, musterhausen, 800_000, true).await?,
-            self.pledge(&bitv, kit_sued, 500_000, true).await?,
-            self.pledge(&bitv, stiftung, 200_000, false).await?,
+        self.pledge(&bitv, musterhausen, 800_000, true).await?;
+        self.pledge(&bitv, kit_sued, 500_000, true).await?;
+        self.pledge(&bitv, stiftung, 200_000, false).await?;
+        // Both milestones delivered, accepted by the backers, released; the proposal completed.
+        let accepting = [
+            ("it@musterhausen.example", musterhausen.as_str()),
+            ("beschaffung@kit-sued.example", kit_sued.as_str()),
         ];
-        self.release(&bitv, formularwerk, &mut pledges, 900_000, "1")
+        self.deliver(&bitv, "lea@formularwerk.example", 1, 70, &accepting, &[])
             .await?;
-        self.release(&bitv, formularwerk, &mut pledges, 600_000, "2")
+        self.deliver(&bitv, "lea@formularwerk.example", 2, 40, &accepting, &[])
             .await?;
-        self.payout(formularwerk).await?;
 
         // Funded: XRechnung export, work under way.
         let xrechnung = self
@@ -472,6 +478,26 @@ impl Demo<'_> {
         .await?;
         self.pledge(&oparl, musterhausen, 400_000, true).await?;
         self.pledge(&oparl, kit_sued, 200_000, true).await?;
+        // Its first milestone was rejected twice: a dispute for the board.
+        let rejecting = [("it@musterhausen.example", musterhausen.as_str())];
+        self.deliver(
+            &oparl,
+            "nina@ratsinfo-offen.example",
+            1,
+            30,
+            &[],
+            &rejecting,
+        )
+        .await?;
+        self.deliver(
+            &oparl,
+            "nina@ratsinfo-offen.example",
+            1,
+            12,
+            &[],
+            &rejecting,
+        )
+        .await?;
 
         // Cancelled: the maintainer withdrew before work began; the pledge went back.
         let buildings = self
@@ -545,15 +571,143 @@ impl Demo<'_> {
             self.refund(&expired, &pledge).await?;
         }
 
-        self.maintenance_contract(formularwerk, musterhausen, tafel)
+        self.maintenance_contract(ratsinfo, musterhausen, tafel)
             .await?;
+        self.payouts(formularwerk, ratsinfo).await?;
+        Ok(())
+    }
+
+    /// A maintainer submits milestone `position` `days_ago` days ago; the `accepting` backers
+    /// (admin address, organisation) accept it a day later, the `rejecting` ones reject it. A
+    /// window that has ended meanwhile is closed (silence accepts).
+    async fn deliver(
+        &mut self,
+        proposal_id: &str,
+        maintainer: &str,
+        position: i64,
+        days_ago: i64,
+        accepting: &[(&str, &str)],
+        rejecting: &[(&str, &str)],
+    ) -> Result<(), DemoError> {
+        use crate::reviews::{self, Decision, ReviewSettings, SubmissionForm};
+        let milestone_id: String = sqlx::query_scalar(
+            "SELECT id FROM milestones WHERE proposal_id = $1 AND position = $2",
+        )
+        .bind(proposal_id)
+        .bind(position)
+        .fetch_one(&mut *self.conn)
+        .await?;
+        let at = self.now - days_ago * DAY_MS;
+        let principal = crate::authz::principal_of(self.conn, &self.person_id(maintainer)).await?;
+        let form = SubmissionForm {
+            summary: "Umgesetzt wie in den Abnahmekriterien beschrieben; Tests und Dokumentation sind im Merge-Request.".into(),
+            evidence: format!(
+                "https://git.example/allmende-demo/merge_requests/{}\nhttps://git.example/allmende-demo/releases",
+                10 + position
+            ),
+            notes: String::new(),
+            security_fixes: "Eine mittlere Lücke (XSS im Suchfeld) behoben, Release 2.4.1.".into(),
+            releases: "2.4.0, 2.4.1".into(),
+            issues_handled: "23 Tickets beantwortet, 9 Fehler behoben.".into(),
+            hours_spent: "31".into(),
+        };
+        let window_ms = 14 * DAY_MS;
+        let fee = u32::try_from(FEE_BASIS_POINTS).unwrap_or(500);
+        let submission = reviews::submit(
+            self.conn,
+            &principal,
+            &milestone_id,
+            &form,
+            at,
+            ReviewSettings {
+                window_ms,
+                fee_basis_points: fee,
+                base_url: "http://127.0.0.1:3000",
+            },
+        )
+        .await?;
+        for (decision, backers) in [(Decision::Accept, accepting), (Decision::Reject, rejecting)] {
+            for (email, organisation) in backers {
+                let decided: Option<String> =
+                    sqlx::query_scalar("SELECT outcome FROM milestone_submissions WHERE id = $1")
+                        .bind(&submission)
+                        .fetch_one(&mut *self.conn)
+                        .await?;
+                if decided.is_some() {
+                    break;
+                }
+                let reviewer =
+                    crate::authz::principal_of(self.conn, &self.person_id(email)).await?;
+                let reason = if decision == Decision::Reject {
+                    "Die Konformitätstests des Validators schlagen noch fehl; bitte nachbessern."
+                } else {
+                    ""
+                };
+                reviews::review(
+                    self.conn,
+                    &reviewer,
+                    &submission,
+                    organisation,
+                    decision,
+                    reason,
+                    at + DAY_MS,
+                    fee,
+                )
+                .await?;
+            }
+        }
+        if at + window_ms < self.now {
+            reviews::close_window(self.conn, &submission, at + window_ms, fee).await?;
+        }
+        Ok(())
+    }
+
+    /// The treasurer paid Formularwerk by a SEPA file (exported, then marked paid) and Ratsinfo
+    /// offen by a Stripe Connect transfer.
+    async fn payouts(&mut self, formularwerk: &str, ratsinfo: &str) -> Result<(), DemoError> {
+        use crate::payouts;
+        sqlx::query(
+            "INSERT INTO project_payouts (project_id, method, stripe_account_id, updated_by, updated_at)
+             VALUES ($1, 'stripe', 'acct_1DemoRatsinfoOffen', 'cli', $2)",
+        )
+        .bind(ratsinfo)
+        .bind(self.now)
+        .execute(&mut *self.conn)
+        .await?;
+        let treasurer = self.person_id("kasse@allmende.example");
+        let treasurer = crate::authz::principal_of(self.conn, &treasurer).await?;
+        let at = self.now - 5 * DAY_MS;
+        let sepa = payouts::create(self.conn, &treasurer, formularwerk, at).await?;
+        let debtor = payouts::sepa::Debtor {
+            name: "Allmende eG".into(),
+            iban: "DE02120300000000202051".into(),
+            bic: Some("BYLADEM1001".into()),
+        };
+        payouts::export_sepa(
+            self.conn,
+            &treasurer,
+            std::slice::from_ref(&sepa.id),
+            &debtor,
+            at,
+        )
+        .await?;
+        payouts::mark_paid(self.conn, &treasurer, &sepa.id, at + 2 * DAY_MS).await?;
+        let stripe = payouts::create(self.conn, &treasurer, ratsinfo, at).await?;
+        payouts::record_transfer(
+            self.conn,
+            &treasurer,
+            &stripe.id,
+            Ok("tr_1DemoTransferRatsinfo".into()),
+            at,
+        )
+        .await?;
         Ok(())
     }
 
     /// A monthly maintenance contract in its fourth month, funded by two recurring pledges
     /// made through the real functions, as if time had passed: periods 1 and 2 collected in
-    /// full, period 3 short (the Tafel's wallet ran dry and its instalment lapsed), period 4
-    /// collected from Musterhausen only so far.
+    /// full, reported and released; period 3 short (the Tafel's wallet ran dry and its
+    /// instalment lapsed), period 4 collected from Musterhausen only so far.
     async fn maintenance_contract(
         &mut self,
         project_id: &str,
@@ -570,7 +724,7 @@ impl Demo<'_> {
             .proposal(
                 project_id,
                 "maintenance",
-                "Wartung Formularwerk: Sicherheitsupdates und Support, sechs Monate",
+                "Wartung Ratsinfo offen: Sicherheitsupdates und Support, sechs Monate",
                 "Sicherheitslücken binnen 48 Stunden behoben, monatliche Releases, Support im Forum.",
                 "open",
                 &months,
@@ -581,9 +735,9 @@ impl Demo<'_> {
             &id,
             "",
             "",
-            "lea@formularwerk.example",
+            "nina@ratsinfo-offen.example",
             None,
-            Some("lea@formularwerk.example"),
+            Some("nina@ratsinfo-offen.example"),
         )
         .await?;
         sqlx::query(
@@ -636,9 +790,23 @@ impl Demo<'_> {
             .bind(&id)
             .execute(&mut *self.conn)
             .await?;
+        // Each period's report a day after it ended; nobody objected, so silence accepted the
+        // first two, which are released; the third's report is under review.
         for period in 2..=4 {
             let start = proposal.period_start(period).unwrap_or(began);
             recurring::collect_period(self.conn, &id, period, start).await?;
+            if period <= 3 {
+                let days_ago = (self.now - start) / DAY_MS - 1;
+                self.deliver(
+                    &id,
+                    "nina@ratsinfo-offen.example",
+                    period - 1,
+                    days_ago,
+                    &[],
+                    &[],
+                )
+                .await?;
+            }
         }
         Ok(())
     }
@@ -1090,60 +1258,6 @@ impl Demo<'_> {
             committed: cents,
             released: 0,
         })
-    }
-
-    /// An accepted milestone: escrow → maintainer, less the cooperative's fee; the pledges give
-    /// their shares pro rata to what each still has open.
-    async fn release(
-        &mut self,
-        proposal_id: &str,
-        project_id: &str,
-        pledges: &mut [DemoPledge],
-        cents: i64,
-        milestone: &str,
-    ) -> Result<(), DemoError> {
-        let amount = Money::from_cents(cents);
-        let fee = Money::from_cents(cents * FEE_BASIS_POINTS / 10_000);
-        let open: Vec<i64> = pledges.iter().map(|p| p.committed - p.released).collect();
-        let shares = split_pro_rata(amount, &open)?;
-        self.post(
-            NewTransaction::new(
-                format!("demo:release:{proposal_id}:{milestone}"),
-                TxKind::Release,
-                format!("Meilenstein {milestone} abgenommen und freigegeben"),
-                Actor::cli(),
-            )
-            .posting(AccountId::escrow(proposal_id), amount.checked_neg()?)
-            .posting(AccountId::payable(project_id), amount.checked_sub(fee)?)
-            .posting(AccountId::fees(), fee)
-            .for_proposal(proposal_id),
-        )
-        .await?;
-        for (pledge, share) in pledges.iter_mut().zip(shares) {
-            pledge.released += share.cents();
-            sqlx::query("UPDATE pledges SET released = $1 WHERE id = $2")
-                .bind(pledge.released)
-                .bind(&pledge.id)
-                .execute(&mut *self.conn)
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn payout(&mut self, project_id: &str) -> Result<(), DemoError> {
-        let payable = AccountId::payable(project_id);
-        let amount = ledger::balance(self.conn, &payable).await?;
-        self.post(NewTransaction::transfer(
-            format!("demo:payout:{project_id}"),
-            TxKind::Payout,
-            "Auszahlung per SEPA-Überweisung",
-            Actor::cli(),
-            payable,
-            AccountId::external_payouts(),
-            amount,
-        )?)
-        .await?;
-        Ok(())
     }
 
     async fn refund(&mut self, proposal_id: &str, pledge: &DemoPledge) -> Result<(), DemoError> {

@@ -135,6 +135,19 @@ const RULES: &[Rule] = &[
                    OR pl.recurring_pledge_id <> rc.recurring_pledge_id OR pl.period <> rc.period)",
     },
     Rule {
+        name: "every payable balance equals releases minus paid payouts",
+        violations_sql: "SELECT a.id AS subject,
+                CAST(a.balance - (COALESCE(r.net, 0) - COALESCE(p.paid, 0)) AS BIGINT) AS detail
+            FROM accounts a
+            LEFT JOIN (SELECT 'maintainer:' || project_id || ':payable' AS account_id,
+                              SUM(amount - fee) AS net
+                       FROM releases GROUP BY project_id) r ON r.account_id = a.id
+            LEFT JOIN (SELECT 'maintainer:' || project_id || ':payable' AS account_id,
+                              SUM(amount) AS paid
+                       FROM payouts WHERE status = 'paid' GROUP BY project_id) p ON p.account_id = a.id
+            WHERE a.kind = 'payable' AND a.balance <> COALESCE(r.net, 0) - COALESCE(p.paid, 0)",
+    },
+    Rule {
         name: "every pledge has an escrow account",
         violations_sql: "SELECT p.id AS subject, CAST(p.committed AS BIGINT) AS detail
             FROM pledges p

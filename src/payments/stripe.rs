@@ -216,6 +216,42 @@ impl StripeGateway {
     }
 }
 
+impl StripeGateway {
+    /// Transfers `amount` to a connected account (Stripe Connect) and returns the transfer's
+    /// id. The idempotency key comes from the payout, so a retried request pays once.
+    ///
+    /// # Errors
+    /// [`StripeError::InvalidRequest`] for a non-positive amount or an unusable key;
+    /// [`StripeError::Api`] if Stripe refuses it or cannot be reached (`status` is `None` when
+    /// the outcome is unknown).
+    pub async fn create_transfer(
+        &self,
+        destination: &str,
+        amount: Money,
+        description: &str,
+        idempotency_key: &str,
+    ) -> Result<String, StripeError> {
+        if !amount.is_positive() || !destination.starts_with("acct_") {
+            return Err(StripeError::InvalidRequest(
+                "a transfer needs a positive amount and a connected account (acct_…)".into(),
+            ));
+        }
+        let key = IdempotencyKey::new(idempotency_key)
+            .map_err(|e| StripeError::InvalidRequest(format!("idempotency key: {e}")))?;
+        let transfer =
+            stripe_connect::transfer::CreateTransfer::new(stripe_types::Currency::EUR, destination)
+                .amount(amount.cents())
+                .description(description)
+                .customize()
+                .request_strategy(RequestStrategy::Idempotent(key))
+                .send(&self.client)
+                .await
+                .map_err(StripeError::from)?;
+        tracing::info!(transfer = %transfer.id.as_str(), %destination, "Stripe transfer created");
+        Ok(transfer.id.as_str().to_owned())
+    }
+}
+
 /// The create request, checked before it leaves: Stripe would refuse most of these with a
 /// message that is harder to trace back.
 fn build_create(request: &CheckoutRequest) -> Result<CreateCheckoutSession, StripeError> {

@@ -1,4 +1,591 @@
-//! Paying maintainers what was released to them: SEPA credit transfer files (pain.001) and
-//! Stripe Connect transfers.
+//! Paying maintainers what was released to them. The treasurer creates a payout of a project's
+//! available payable balance (the balance less payouts under way) to its payout details:
+//! - **SEPA**: selected payouts go into a pain.001.001.09 file ([`sepa`]) to upload to the bank;
+//!   they stay "exported" until the treasurer marks them paid (or returns them);
+//! - **Stripe Connect**: a transfer to the project's connected account, with the payout's id in
+//!   the idempotency key; a failed transfer is shown and can be tried again.
+//!
+//! The ledger moves `maintainer:<project>:payable → external:payouts` only when the money has
+//! left (marked paid, or Stripe confirmed), so every payable balance equals releases minus paid
+//! payouts (`allmende verify` checks it).
 
 pub mod sepa;
+
+use serde::Serialize;
+use sqlx::{AnyConnection, Row};
+
+use crate::audit;
+use crate::authz::{Action, Denied, Principal, authorize};
+use crate::db::new_id;
+use crate::ledger::{self, AccountId, NewTransaction, TxKind};
+use crate::money::Money;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PayoutError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("no such project or payout")]
+    Unknown,
+    #[error("the project has no payout details")]
+    NoPayoutDetails,
+    #[error("nothing to pay out")]
+    NothingToPay,
+    #[error("the payout is {status}")]
+    WrongStatus { status: String },
+    #[error("no payouts selected")]
+    NoneSelected,
+    #[error(transparent)]
+    Sepa(#[from] sepa::SepaError),
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// A project's money at the cooperative, as the treasurer sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProjectPayable {
+    pub project_id: String,
+    pub slug: String,
+    pub name: String,
+    /// Released and not yet paid.
+    pub payable: Money,
+    /// In payouts under way (created, exported or failed).
+    pub under_way: Money,
+    pub available: Money,
+    pub method: Option<String>,
+    pub account_holder: Option<String>,
+    pub iban: Option<String>,
+    pub stripe_account_id: Option<String>,
+}
+
+const UNDER_WAY: &str = "('pending', 'exported', 'failed')";
+
+/// Every project with money payable or payouts under way.
+pub async fn payables(conn: &mut AnyConnection) -> Result<Vec<ProjectPayable>, sqlx::Error> {
+    let sql = format!(
+        "SELECT pj.id, pj.slug, pj.name, a.balance,
+                CAST(COALESCE((SELECT SUM(po.amount) FROM payouts po
+                      WHERE po.project_id = pj.id AND po.status IN {UNDER_WAY}), 0) AS BIGINT) AS under_way,
+                pp.method, pp.account_holder, pp.iban, pp.stripe_account_id
+         FROM projects pj
+         JOIN accounts a ON a.id = 'maintainer:' || pj.id || ':payable'
+         LEFT JOIN project_payouts pp ON pp.project_id = pj.id
+         WHERE a.balance > 0
+         ORDER BY LOWER(pj.name)"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let payable: i64 = row.get("balance");
+            let under_way: i64 = row.get("under_way");
+            ProjectPayable {
+                project_id: row.get("id"),
+                slug: row.get("slug"),
+                name: row.get("name"),
+                payable: Money::from_cents(payable),
+                under_way: Money::from_cents(under_way),
+                available: Money::from_cents((payable - under_way).max(0)),
+                method: row.get("method"),
+                account_holder: row.get("account_holder"),
+                iban: row.get("iban"),
+                stripe_account_id: row.get("stripe_account_id"),
+            }
+        })
+        .collect())
+}
+
+/// A payout as the treasurer, the maintainers and the credit note show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Payout {
+    pub id: String,
+    pub project_id: String,
+    pub project_name: String,
+    pub amount: Money,
+    pub method: String,
+    pub status: String,
+    pub account_holder: Option<String>,
+    pub iban: Option<String>,
+    pub bic: Option<String>,
+    pub stripe_account_id: Option<String>,
+    pub stripe_transfer_id: Option<String>,
+    pub failure: Option<String>,
+    pub export_id: Option<String>,
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+}
+
+const PAYOUT_SELECT: &str = "SELECT po.id, po.project_id, pj.name AS project_name, po.amount,
+        po.method, po.status, po.account_holder, po.iban, po.bic, po.stripe_account_id,
+        po.stripe_transfer_id, po.failure, po.export_id, po.created_at, po.paid_at
+     FROM payouts po JOIN projects pj ON pj.id = po.project_id";
+
+fn payout_from_row(row: &sqlx::any::AnyRow) -> Payout {
+    Payout {
+        id: row.get("id"),
+        project_id: row.get("project_id"),
+        project_name: row.get("project_name"),
+        amount: Money::from_cents(row.get("amount")),
+        method: row.get("method"),
+        status: row.get("status"),
+        account_holder: row.get("account_holder"),
+        iban: row.get("iban"),
+        bic: row.get("bic"),
+        stripe_account_id: row.get("stripe_account_id"),
+        stripe_transfer_id: row.get("stripe_transfer_id"),
+        failure: row.get("failure"),
+        export_id: row.get("export_id"),
+        created_at: row.get("created_at"),
+        paid_at: row.get("paid_at"),
+    }
+}
+
+pub async fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<Payout>, sqlx::Error> {
+    let sql = format!("{PAYOUT_SELECT} WHERE po.id = $1");
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .as_ref()
+        .map(payout_from_row))
+}
+
+/// Payouts newest first; with a project, only that project's.
+pub async fn list(
+    conn: &mut AnyConnection,
+    project_id: Option<&str>,
+) -> Result<Vec<Payout>, sqlx::Error> {
+    let sql = format!(
+        "{PAYOUT_SELECT} WHERE ($1 = '' OR po.project_id = $1) ORDER BY po.created_at DESC, po.id"
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(project_id.unwrap_or(""))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(payout_from_row)
+        .collect())
+}
+
+/// Locks the project's payable account for the rest of the transaction, so that two payouts
+/// created at once cannot both take the same money.
+async fn lock_payable(conn: &mut AnyConnection, project_id: &str) -> Result<Money, PayoutError> {
+    let payable = AccountId::payable(project_id);
+    let locked = sqlx::query("UPDATE accounts SET id = id WHERE id = $1")
+        .bind(payable.as_str())
+        .execute(&mut *conn)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Err(PayoutError::NothingToPay);
+    }
+    Ok(ledger::balance(conn, &payable).await?)
+}
+
+/// The treasurer creates a payout of the project's available balance to its payout details.
+pub async fn create(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    project_id: &str,
+    now: i64,
+) -> Result<Payout, PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    let payable = lock_payable(conn, project_id).await?;
+    let under_way: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payouts
+         WHERE project_id = $1 AND status IN {UNDER_WAY}"
+    )))
+    .bind(project_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let available = payable.cents() - under_way;
+    if available <= 0 {
+        return Err(PayoutError::NothingToPay);
+    }
+    let details = sqlx::query(
+        "SELECT method, account_holder, iban, bic, stripe_account_id FROM project_payouts
+         WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(PayoutError::NoPayoutDetails)?;
+    let method: String = details.get("method");
+    let usable = match method.as_str() {
+        "sepa" => details.get::<Option<String>, _>("iban").is_some(),
+        _ => details
+            .get::<Option<String>, _>("stripe_account_id")
+            .is_some(),
+    };
+    if !usable {
+        return Err(PayoutError::NoPayoutDetails);
+    }
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO payouts (id, project_id, amount, method, status, account_holder, iban, bic,
+                              stripe_account_id, created_by, created_at)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&id)
+    .bind(project_id)
+    .bind(available)
+    .bind(&method)
+    .bind(details.get::<Option<String>, _>("account_holder"))
+    .bind(details.get::<Option<String>, _>("iban"))
+    .bind(details.get::<Option<String>, _>("bic"))
+    .bind(details.get::<Option<String>, _>("stripe_account_id"))
+    .bind(principal.actor().as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        &principal.actor(),
+        "payout.created",
+        project_id,
+        None,
+        serde_json::json!({ "payout": id, "amount": Money::from_cents(available), "method": method }),
+    )
+    .await?;
+    find(conn, &id).await?.ok_or(PayoutError::Unknown)
+}
+
+/// The money has left: `payable → external:payouts`, once (the key is the payout's).
+async fn book_paid(
+    conn: &mut AnyConnection,
+    payout: &Payout,
+    actor: &ledger::Actor,
+    now: i64,
+) -> Result<(), PayoutError> {
+    let transaction = ledger::post(
+        conn,
+        NewTransaction::transfer(
+            format!("payout:{}", payout.id),
+            TxKind::Payout,
+            format!("payout to {}", payout.project_name),
+            actor.clone(),
+            AccountId::payable(&payout.project_id),
+            AccountId::external_payouts(),
+            payout.amount,
+        )?,
+    )
+    .await?
+    .into_transaction();
+    sqlx::query(
+        "UPDATE payouts SET status = 'paid', paid_at = $1, transaction_id = $2 WHERE id = $3",
+    )
+    .bind(now)
+    .bind(&transaction.id)
+    .bind(&payout.id)
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        actor,
+        "payout.paid",
+        &payout.project_id,
+        None,
+        serde_json::json!({ "payout": payout.id, "amount": payout.amount }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The cooperative's account (from the configuration), as the debtor of a SEPA file.
+pub fn debtor(config: &crate::config::Config) -> sepa::Debtor {
+    sepa::Debtor {
+        name: config.bank.account_holder.clone(),
+        iban: config.bank.iban.as_str().to_owned(),
+        bic: Some(config.bank.bic.clone()).filter(|b| !b.trim().is_empty()),
+    }
+}
+
+/// Puts the selected pending SEPA payouts into one pain.001 file and marks them exported.
+/// A payout is exported once: one already in a file is refused (the file can be downloaded
+/// again unchanged).
+pub async fn export_sepa(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payout_ids: &[String],
+    debtor: &sepa::Debtor,
+    now: i64,
+) -> Result<String, PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    if payout_ids.is_empty() {
+        return Err(PayoutError::NoneSelected);
+    }
+    let mut transfers = Vec::new();
+    let export_id = new_id();
+    for id in payout_ids {
+        let claimed = sqlx::query(
+            "UPDATE payouts SET status = 'exported', export_id = $1
+             WHERE id = $2 AND status = 'pending' AND method = 'sepa'",
+        )
+        .bind(&export_id)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+        let payout = find(conn, id).await?.ok_or(PayoutError::Unknown)?;
+        if claimed.rows_affected() != 1 {
+            return Err(PayoutError::WrongStatus {
+                status: payout.status,
+            });
+        }
+        let what: Vec<String> = sqlx::query_scalar(
+            "SELECT p.title || ': ' || m.title FROM releases r
+             JOIN milestones m ON m.id = r.milestone_id JOIN proposals p ON p.id = r.proposal_id
+             WHERE r.project_id = $1 ORDER BY r.released_at DESC LIMIT 3",
+        )
+        .bind(&payout.project_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        transfers.push(sepa::CreditTransfer {
+            end_to_end_id: payout.id.replace('-', ""),
+            amount: payout.amount,
+            creditor_name: payout
+                .account_holder
+                .clone()
+                .unwrap_or_else(|| payout.project_name.clone()),
+            creditor_iban: payout.iban.clone().unwrap_or_default(),
+            creditor_bic: payout.bic.clone(),
+            remittance: format!("Allmende {}: {}", payout.project_name, what.join("; ")),
+        });
+    }
+    let created = time::OffsetDateTime::from_unix_timestamp(now.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let message_id = export_id.replace('-', "");
+    let xml = sepa::pain001(&message_id, created, created.date(), debtor, &transfers)?;
+    sqlx::query(
+        "INSERT INTO payout_exports (id, message_id, xml, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&export_id)
+    .bind(&message_id)
+    .bind(&xml)
+    .bind(principal.actor().as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    audit::record(
+        conn,
+        &principal.actor(),
+        "payout.exported",
+        &export_id,
+        None,
+        serde_json::json!({ "payouts": payout_ids }),
+    )
+    .await?;
+    Ok(export_id)
+}
+
+/// A pain.001 file as it was first downloaded.
+pub async fn export_file(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    export_id: &str,
+) -> Result<String, PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    sqlx::query_scalar("SELECT xml FROM payout_exports WHERE id = $1")
+        .bind(export_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(PayoutError::Unknown)
+}
+
+/// The bank has carried out an exported transfer: the treasurer marks it paid.
+pub async fn mark_paid(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payout_id: &str,
+    now: i64,
+) -> Result<(), PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
+    let claimed = sqlx::query(
+        "UPDATE payouts SET status = 'paid' WHERE id = $1 AND status = 'exported' AND method = 'sepa'",
+    )
+    .bind(payout_id)
+    .execute(&mut *conn)
+    .await?;
+    if claimed.rows_affected() != 1 {
+        return Err(PayoutError::WrongStatus {
+            status: payout.status,
+        });
+    }
+    book_paid(conn, &payout, &principal.actor(), now).await
+}
+
+/// A payout that will not be carried out (the bank returned it, or it was never sent): its
+/// money is available again.
+pub async fn return_payout(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payout_id: &str,
+) -> Result<(), PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
+    let updated = sqlx::query(
+        "UPDATE payouts SET status = 'returned' WHERE id = $1 AND status IN ('pending', 'exported', 'failed')",
+    )
+    .bind(payout_id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(PayoutError::WrongStatus {
+            status: payout.status,
+        });
+    }
+    audit::record(
+        conn,
+        &principal.actor(),
+        "payout.returned",
+        &payout.project_id,
+        None,
+        serde_json::json!({ "payout": payout_id }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// What a Stripe transfer needs, taken in a short transaction before Stripe is called.
+#[derive(Clone, Debug)]
+pub struct TransferOrder {
+    pub payout: Payout,
+    pub destination: String,
+    pub idempotency_key: String,
+}
+
+/// Prepares a Stripe transfer for a pending or failed Stripe payout. The key stays the same
+/// until Stripe has definitely refused a try, so a try whose answer was lost cannot pay twice.
+pub async fn order_transfer(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payout_id: &str,
+) -> Result<TransferOrder, PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
+    if payout.method != "stripe" || !matches!(payout.status.as_str(), "pending" | "failed") {
+        return Err(PayoutError::WrongStatus {
+            status: payout.status,
+        });
+    }
+    let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM payouts WHERE id = $1")
+        .bind(payout_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(TransferOrder {
+        destination: payout.stripe_account_id.clone().unwrap_or_default(),
+        idempotency_key: format!("payout:{}:{attempts}", payout.id),
+        payout,
+    })
+}
+
+/// Books what Stripe answered: paid (with the transfer's id), or failed with the reason.
+/// `definite` says Stripe itself refused (the next try may use a new key).
+pub async fn record_transfer(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payout_id: &str,
+    result: Result<String, (String, bool)>,
+    now: i64,
+) -> Result<(), PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
+    match result {
+        Ok(transfer_id) => {
+            let claimed = sqlx::query(
+                "UPDATE payouts SET stripe_transfer_id = $1, failure = NULL
+                 WHERE id = $2 AND status IN ('pending', 'failed')",
+            )
+            .bind(&transfer_id)
+            .bind(payout_id)
+            .execute(&mut *conn)
+            .await?;
+            if claimed.rows_affected() == 1 {
+                book_paid(conn, &payout, &principal.actor(), now).await?;
+            }
+        }
+        Err((failure, definite)) => {
+            sqlx::query(
+                "UPDATE payouts SET status = 'failed', failure = $1,
+                     attempts = attempts + $2
+                 WHERE id = $3 AND status IN ('pending', 'failed')",
+            )
+            .bind(failure.chars().take(500).collect::<String>())
+            .bind(i64::from(definite))
+            .bind(payout_id)
+            .execute(&mut *conn)
+            .await?;
+            audit::record(
+                conn,
+                &principal.actor(),
+                "payout.failed",
+                &payout.project_id,
+                None,
+                serde_json::json!({ "payout": payout_id, "failure": failure }),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A self-billing credit note (Gutschrift) for a paid or exported payout: what was released,
+/// the fee, and what was paid.
+#[derive(Clone, Debug, Serialize)]
+pub struct CreditNote {
+    pub payout: Payout,
+    pub number: String,
+    pub releases: Vec<crate::reviews::release::Release>,
+    pub gross: Money,
+    pub fees: Money,
+}
+
+pub async fn credit_note(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payout_id: &str,
+) -> Result<CreditNote, PayoutError> {
+    let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
+    authorize(
+        principal,
+        Action::ViewPayoutDetails {
+            project_id: &payout.project_id,
+        },
+    )?;
+    // The releases this payout paid: the newest, back to the payout's amount.
+    let mut releases = Vec::new();
+    let mut left = payout.amount.cents();
+    for release in crate::reviews::release::of_project(conn, &payout.project_id).await? {
+        if left <= 0 {
+            break;
+        }
+        if release.released_at > payout.created_at {
+            continue;
+        }
+        left -= release.amount.cents() - release.fee.cents();
+        releases.push(release);
+    }
+    let gross = Money::from_cents(releases.iter().map(|r| r.amount.cents()).sum());
+    let fees = Money::from_cents(releases.iter().map(|r| r.fee.cents()).sum());
+    let year = time::OffsetDateTime::from_unix_timestamp(payout.created_at.div_euclid(1000))
+        .map(|t| t.year())
+        .unwrap_or(1970);
+    Ok(CreditNote {
+        number: format!(
+            "GS-{year}-{}",
+            payout
+                .id
+                .replace('-', "")
+                .chars()
+                .take(12)
+                .collect::<String>()
+        ),
+        payout,
+        releases,
+        gross,
+        fees,
+    })
+}

@@ -11,6 +11,7 @@ mod forms;
 mod organisations;
 mod pages;
 mod payments;
+mod payouts;
 mod projects;
 mod proposals;
 mod reviews;
@@ -160,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .merge(projects::router())
         .merge(proposals::router())
         .merge(reviews::router())
+        .merge(payouts::router())
         .merge(payments::router())
         .fallback(|| async { AppError::not_found() })
         .layer(CatchPanicLayer::custom(|_panic| {

@@ -148,6 +148,12 @@ async fn show_organisation(
         None => Vec::new(),
     };
     let application = membership::application_of(&mut conn, &org.id).await?;
+    // What the organisation's money paid for: shown to the people who act for it.
+    let paid_for = if ctx.principal.role_in(&org.id).is_some() {
+        crate::reviews::release::paid_by_organisation(&mut conn, &org.id).await?
+    } else {
+        Vec::new()
+    };
     drop(conn);
     let is_admin = ctx.principal.is_admin_of(&org.id);
     let page = state.render(
@@ -160,6 +166,7 @@ async fn show_organisation(
             membership => value(&entry),
             obligations => value(&obligations),
             application => value(&application),
+            paid_for => value(&paid_for),
             is_admin => is_admin,
             me => ctx.person_id(),
             my_role => ctx.principal.role_in(&org.id).map(|r| r.as_str()),

@@ -48,9 +48,13 @@ async fn the_demo_fills_an_empty_database_with_a_cooperative_that_balances() {
     // Money went everywhere DESIGN.md names: capital, pool, escrow, fees, payouts.
     assert_eq!(app.balance(&AccountId::capital()).await, 14 * 10_000);
     assert_eq!(app.balance(&AccountId::pool()).await, 168_000);
-    // The completed proposal: 15,000 EUR released, 5 % fee kept, the rest paid out.
-    assert_eq!(app.balance(&AccountId::fees()).await, 75_000);
-    assert_eq!(app.balance(&AccountId::external_payouts()).await, 1_425_000);
+    // The completed proposal (15,000 EUR) and two maintenance periods (1,000 EUR each) were
+    // released with the 5 % fee kept; the rest was paid out (by SEPA and by Stripe).
+    assert_eq!(app.balance(&AccountId::fees()).await, 75_000 + 2 * 5_000);
+    assert_eq!(
+        app.balance(&AccountId::external_payouts()).await,
+        1_425_000 + 2 * 95_000
+    );
 }
 
 #[tokio::test]

@@ -52,35 +52,23 @@ async fn a_balanced_transfer_moves_money_between_accounts() {
 }
 
 #[tokio::test]
-async fn a_transaction_with_three_postings_splits_a_release_and_its_fee() {
+async fn a_transaction_with_three_postings_splits_an_amount_and_its_fee() {
     let app = spawn_app().await;
     let wallet = app.funded_wallet("org-a", 100_000).await;
-    let escrow = AccountId::escrow("prop-1");
-    let payable = AccountId::payable("proj-1");
     let mut tx = app.db.begin().await.unwrap();
-    ledger::open_account(&mut tx, &escrow, AccountKind::Escrow)
-        .await
-        .unwrap();
-    ledger::open_account(&mut tx, &payable, AccountKind::Payable)
-        .await
-        .unwrap();
-    ledger::post(&mut tx, transfer("pledge", &wallet, &escrow, 100_000))
-        .await
-        .unwrap();
     ledger::post(
         &mut tx,
-        NewTransaction::new("release", TxKind::Release, "milestone 1", Actor::system())
-            .posting(escrow.clone(), eur(-100_000))
-            .posting(payable.clone(), eur(95_000))
-            .posting(AccountId::fees(), eur(5_000))
-            .for_proposal("prop-1"),
+        NewTransaction::new("dues", TxKind::Dues, "dues and a fee", Actor::system())
+            .posting(wallet.clone(), eur(-100_000))
+            .posting(AccountId::pool(), eur(95_000))
+            .posting(AccountId::fees(), eur(5_000)),
     )
     .await
     .unwrap();
     tx.commit().await.unwrap();
 
-    assert_eq!(app.balance(&escrow).await, 0);
-    assert_eq!(app.balance(&payable).await, 95_000);
+    assert_eq!(app.balance(&wallet).await, 0);
+    assert_eq!(app.balance(&AccountId::pool()).await, 95_000);
     assert_eq!(app.balance(&AccountId::fees()).await, 5_000);
     app.assert_books_balance().await;
 }

@@ -15,6 +15,7 @@ mod mail;
 mod membership;
 mod organisations;
 mod payments;
+mod payouts;
 mod pledges;
 mod proposals;
 mod recurring;

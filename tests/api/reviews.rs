@@ -13,22 +13,26 @@ fn in_days(days: i64) -> String {
     allmende::proposals::date_value(allmende::db::now_ms() + days * DAY)
 }
 
-struct Stage {
-    app: TestApp,
-    lea: Browser,
-    board: Browser,
-    proposal: String,
-    project: String,
-    m1: String,
-    m2: String,
+pub(crate) struct Stage {
+    pub(crate) app: TestApp,
+    pub(crate) lea: Browser,
+    pub(crate) board: Browser,
+    pub(crate) proposal: String,
+    pub(crate) project: String,
+    pub(crate) m1: String,
+    pub(crate) m2: String,
     /// Admin browser and organisation id of A, B and C.
-    orgs: Vec<(Browser, String)>,
+    pub(crate) orgs: Vec<(Browser, String)>,
 }
 
 /// A funded feature proposal of Lea's project: milestone 1 of 600 €, milestone 2 of 400 €;
 /// backed by the pool (300 €, decided by the board) and by A, B and C with awkward amounts.
 async fn stage(amounts: [&str; 3]) -> Stage {
-    let app = spawn_app().await;
+    stage_in(spawn_app().await, amounts).await
+}
+
+/// The same stage on a server started by the caller (with Stripe, say).
+pub(crate) async fn stage_in(app: TestApp, amounts: [&str; 3]) -> Stage {
     let (_, lea) = app.person("Lea", "lea@werk.example", &[]).await;
     let (_, board) = app.person("Vera", "vera@coop.example", &["board"]).await;
     let (slug, project) = app.project(&lea, "Werkzeug").await;
@@ -163,7 +167,7 @@ async fn pool_pledge(app: &TestApp, proposal: &str, cents: i64) {
 }
 
 impl Stage {
-    async fn submit(&self, milestone: &str) -> reqwest::Response {
+    pub(crate) async fn submit(&self, milestone: &str) -> reqwest::Response {
         self.lea
             .post(
                 &format!("/milestones/{milestone}/submissions"),
@@ -189,7 +193,7 @@ impl Stage {
         .unwrap()
     }
 
-    async fn review(
+    pub(crate) async fn review(
         &self,
         who: &Browser,
         reviewer: &str,
@@ -209,7 +213,7 @@ impl Stage {
         .await
     }
 
-    fn org(&self, i: usize) -> (&Browser, &str) {
+    pub(crate) fn org(&self, i: usize) -> (&Browser, &str) {
         (&self.orgs[i].0, self.orgs[i].1.as_str())
     }
 

@@ -1,5 +1,5 @@
 //! A fake Stripe API on loopback, so no test ever reaches api.stripe.com: it answers
-//! `POST /v1/checkout/sessions` the way Stripe does (form-encoded request, Checkout Session JSON,
+//! `POST /v1/checkout/sessions` and `POST /v1/transfers` the way Stripe does (form-encoded request, Checkout Session JSON,
 //! idempotency keys, Stripe's error JSON), records every request, and can be told to fail the
 //! next create. Also builds signed webhook payloads for the webhook tests.
 
@@ -157,7 +157,9 @@ async fn handle(
             "Invalid API Key provided: sk_test_********",
         );
     }
-    if !(method == Method::POST && path == "/v1/checkout/sessions") {
+    let transfer = method == Method::POST && path == "/v1/transfers";
+    let session = method == Method::POST && path == "/v1/checkout/sessions";
+    if !session && !transfer {
         return error(
             404,
             "invalid_request_error",
@@ -211,11 +213,40 @@ async fn handle(
             .insert("idempotent-replayed", "true".parse().expect("header value"));
         return response;
     }
-    let session = session_from_form(&form);
+    let session = if transfer {
+        transfer_from_form(&form)
+    } else {
+        session_from_form(&form)
+    };
     if let Some(key) = idempotency_key {
         sessions.insert(key, (sorted, session.clone()));
     }
     axum::Json(session).into_response()
+}
+
+/// A transfer to a connected account, as Stripe answers `POST /v1/transfers`.
+fn transfer_from_form(form: &[(String, String)]) -> Value {
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let id = format!("tr_test_{}", NEXT_ID.fetch_add(1, Ordering::SeqCst));
+    json!({
+        "id": id,
+        "object": "transfer",
+        "amount": field("amount").and_then(|a| a.parse::<i64>().ok()).unwrap_or(0),
+        "amount_reversed": 0,
+        "balance_transaction": "txn_test",
+        "created": now(),
+        "currency": field("currency").unwrap_or_else(|| "eur".into()),
+        "description": field("description"),
+        "destination": field("destination"),
+        "destination_payment": "py_test",
+        "livemode": false,
+        "metadata": {},
+        "reversals": { "object": "list", "data": [], "has_more": false, "url": format!("/v1/transfers/{id}/reversals") },
+        "reversed": false,
+        "source_transaction": null,
+        "source_type": "card",
+        "transfer_group": null
+    })
 }
 
 /// Stripe's error envelope.
