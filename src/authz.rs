@@ -145,6 +145,13 @@ pub enum Action<'a> {
     ManagePayments,
     /// See what is open and what is short (treasurer and board).
     ViewShortfalls,
+    /// Open voting rounds on the pool and import them from Pabulib files (the board).
+    ManageRounds,
+    /// Cast the organisation's ballot in a voting round or a priority poll (its admins).
+    VoteForOrganisation { organisation_id: &'a str },
+    /// Start a priority poll: the board, or anyone acting for an organisation (the domain
+    /// checks that the organisation is a member of the cooperative).
+    StartPoll,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -209,6 +216,9 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
         Action::DecideApplications | Action::ViewAuditLog => board,
         Action::ViewMemberList | Action::ManageMembers => board || treasurer,
         Action::ManagePlatformRoles => principal.has(PlatformRole::Admin),
+        Action::ManageRounds => board,
+        Action::VoteForOrganisation { organisation_id } => principal.is_admin_of(organisation_id),
+        Action::StartPoll => board || !principal.organisations.is_empty(),
     };
     if allowed {
         Ok(())
@@ -341,6 +351,38 @@ mod tests {
             ),
             Err(Denied::Forbidden),
             "the board does not run members' organisations"
+        );
+    }
+
+    #[test]
+    fn rounds_are_the_boards_and_ballots_the_org_admins() {
+        let board = person(&[], &[PlatformRole::Board]);
+        let treasurer = person(&[], &[PlatformRole::Treasurer]);
+        let admin = person(&[("a", OrgRole::Admin)], &[]);
+        let member = person(&[("a", OrgRole::Member)], &[]);
+        assert!(authorize(&board, Action::ManageRounds).is_ok());
+        for p in [&treasurer, &admin, &member] {
+            assert_eq!(authorize(p, Action::ManageRounds), Err(Denied::Forbidden));
+        }
+        let vote_a = Action::VoteForOrganisation {
+            organisation_id: "a",
+        };
+        assert!(authorize(&admin, vote_a).is_ok());
+        assert_eq!(authorize(&member, vote_a), Err(Denied::Forbidden));
+        assert_eq!(
+            authorize(&board, vote_a),
+            Err(Denied::Forbidden),
+            "the board does not vote for members"
+        );
+        assert!(authorize(&board, Action::StartPoll).is_ok());
+        assert!(authorize(&member, Action::StartPoll).is_ok());
+        assert_eq!(
+            authorize(&treasurer, Action::StartPoll),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            authorize(&Principal::visitor(), Action::StartPoll),
+            Err(Denied::NotLoggedIn)
         );
     }
 }

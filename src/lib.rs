@@ -26,6 +26,7 @@ pub mod payouts;
 pub mod people;
 pub mod pledges;
 pub mod proposals;
+pub mod rounds;
 pub mod verify;
 pub mod voting;
 pub mod web;

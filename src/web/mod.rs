@@ -13,6 +13,7 @@ mod pages;
 mod payments;
 mod projects;
 mod proposals;
+mod rounds;
 mod templates;
 
 use std::future::Future;
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .merge(projects::router())
         .merge(proposals::router())
         .merge(payments::router())
+        .merge(rounds::router())
         .fallback(|| async { AppError::not_found() })
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");

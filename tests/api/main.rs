@@ -18,6 +18,7 @@ mod payments;
 mod pledges;
 mod proposals;
 mod recurring;
+mod rounds;
 mod smtp_server;
 mod stripe_server;
 mod web;
