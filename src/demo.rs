@@ -652,7 +652,7 @@ impl Demo<'_> {
         let form = RoundForm {
             title: "Frühjahrsrunde 2026".into(),
             description: "12.000 € aus dem Topf für vier Wünsche der Mitglieder.".into(),
-            budget: "12.000".into(),
+            budget: "12000".into(),
             ballot_type: "approval".into(),
             rule: "equal_shares".into(),
             closes: date(self.now - 6 * DAY_MS),
@@ -701,7 +701,7 @@ impl Demo<'_> {
         let form = RoundForm {
             title: "Sommerrunde 2026".into(),
             description: "Punkte verteilen: Jede Mitgliedsorganisation hat 10 Punkte.".into(),
-            budget: "8.000".into(),
+            budget: "8000".into(),
             ballot_type: "points".into(),
             ballot_limit: "10".into(),
             rule: "equal_shares".into(),
