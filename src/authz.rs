@@ -153,6 +153,13 @@ pub enum Action<'a> {
     },
     /// Decide a milestone's dispute: the board, never a maintainer of the project.
     ArbitrateDispute { project_id: &'a str },
+    /// Open voting rounds on the pool and import them from Pabulib files (the board).
+    ManageRounds,
+    /// Cast the organisation's ballot in a voting round or a priority poll (its admins).
+    VoteForOrganisation { organisation_id: &'a str },
+    /// Start a priority poll: the board, or anyone acting for an organisation (the domain
+    /// checks that the organisation is a member of the cooperative).
+    StartPoll,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -228,6 +235,9 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
                 }
         }
         Action::ArbitrateDispute { project_id } => board && !principal.maintains(project_id),
+        Action::ManageRounds => board,
+        Action::VoteForOrganisation { organisation_id } => principal.is_admin_of(organisation_id),
+        Action::StartPoll => board || !principal.organisations.is_empty(),
     };
     if allowed {
         Ok(())
@@ -393,5 +403,37 @@ mod tests {
             "the pool's share is the board's"
         );
         assert_eq!(authorize(&admin_only, arbitrate), Err(Denied::Forbidden));
+    }
+
+    #[test]
+    fn rounds_are_the_boards_and_ballots_the_org_admins() {
+        let board = person(&[], &[PlatformRole::Board]);
+        let treasurer = person(&[], &[PlatformRole::Treasurer]);
+        let admin = person(&[("a", OrgRole::Admin)], &[]);
+        let member = person(&[("a", OrgRole::Member)], &[]);
+        assert!(authorize(&board, Action::ManageRounds).is_ok());
+        for p in [&treasurer, &admin, &member] {
+            assert_eq!(authorize(p, Action::ManageRounds), Err(Denied::Forbidden));
+        }
+        let vote_a = Action::VoteForOrganisation {
+            organisation_id: "a",
+        };
+        assert!(authorize(&admin, vote_a).is_ok());
+        assert_eq!(authorize(&member, vote_a), Err(Denied::Forbidden));
+        assert_eq!(
+            authorize(&board, vote_a),
+            Err(Denied::Forbidden),
+            "the board does not vote for members"
+        );
+        assert!(authorize(&board, Action::StartPoll).is_ok());
+        assert!(authorize(&member, Action::StartPoll).is_ok());
+        assert_eq!(
+            authorize(&treasurer, Action::StartPoll),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            authorize(&Principal::visitor(), Action::StartPoll),
+            Err(Denied::NotLoggedIn)
+        );
     }
 }

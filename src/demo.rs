@@ -27,6 +27,8 @@ pub enum DemoError {
     Review(#[from] crate::reviews::ReviewError),
     #[error("demo payout: {0}")]
     Payout(#[from] crate::payouts::PayoutError),
+    #[error("demo vote: {0}")]
+    Round(#[from] crate::rounds::RoundError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -574,6 +576,212 @@ impl Demo<'_> {
         self.maintenance_contract(ratsinfo, musterhausen, tafel)
             .await?;
         self.payouts(formularwerk, ratsinfo).await?;
+        self.votes(&projects, &orgs, &[&wartung, &offline, &receipts])
+            .await?;
+        Ok(())
+    }
+
+    /// Votes through the real functions, as if time had passed: a round closed five days ago
+    /// with its equal-shares result, a round open now (the Musterhausen admin has not voted
+    /// yet), and a priority poll closed yesterday with its Schulze ranking.
+    async fn votes(
+        &mut self,
+        projects: &[String],
+        orgs: &[String],
+        wishes: &[&String],
+    ) -> Result<(), DemoError> {
+        use crate::authz::{OrgRole, PlatformRole, Principal};
+        use crate::rounds::{self, RoundForm, polls};
+        use crate::voting::Choice;
+        let [formularwerk, vereinskasse, ratsinfo, kartenwerk] = projects else {
+            return Ok(());
+        };
+        let [musterhausen, leipzig, stiftung, tafel, kit_sued] = orgs else {
+            return Ok(());
+        };
+        // Dues of earlier years not yet allocated: the pool the rounds vote on.
+        self.post(NewTransaction::transfer(
+            "demo:dues:2025",
+            TxKind::Dues,
+            "Beiträge 2025, noch nicht verteilt",
+            Actor::cli(),
+            AccountId::external_bank(),
+            AccountId::pool(),
+            Money::from_cents(2_000_000),
+        )?)
+        .await?;
+        let board = Principal {
+            person_id: Some(self.person_id("vorstand@allmende.example")),
+            email_verified: true,
+            platform_roles: [PlatformRole::Board].into_iter().collect(),
+            ..Principal::default()
+        };
+        let admins = [
+            (musterhausen, "it@musterhausen.example"),
+            (leipzig, "vorstand@offene-daten-leipzig.example"),
+            (stiftung, "foerderung@digitale-teilhabe.example"),
+            (tafel, "it@tafel-rhein-main.example"),
+            (kit_sued, "beschaffung@kit-sued.example"),
+        ]
+        .map(|(org, email)| {
+            (
+                org.clone(),
+                Principal {
+                    person_id: Some(self.person_id(email)),
+                    email_verified: true,
+                    organisations: [(org.clone(), OrgRole::Admin)].into_iter().collect(),
+                    ..Principal::default()
+                },
+            )
+        });
+        let mut candidates = Vec::new();
+        for (project, title, summary, cents) in [
+            (
+                vereinskasse,
+                "Serienbriefe mit Platzhaltern",
+                "Briefe an alle Mitglieder aus Vorlagen mit Platzhaltern.",
+                400_000,
+            ),
+            (
+                formularwerk,
+                "Formulare in Leichter Sprache",
+                "Jeder Baustein bekommt eine Fassung in Leichter Sprache.",
+                500_000,
+            ),
+            (
+                ratsinfo,
+                "Tagesordnungen als PDF/A",
+                "Tagesordnungen und Niederschriften archivfest als PDF/A.",
+                300_000,
+            ),
+            (
+                kartenwerk,
+                "Höhenlinien-Layer",
+                "Höhenlinien aus dem amtlichen Geländemodell als eigene Ebene.",
+                600_000,
+            ),
+        ] {
+            let id = self
+                .proposal(
+                    project,
+                    "feature",
+                    title,
+                    summary,
+                    "open",
+                    &[(title, cents)],
+                    60,
+                )
+                .await?;
+            candidates.push(id);
+        }
+        let date = crate::proposals::date_value;
+        let opened = self.now - 20 * DAY_MS;
+        let form = RoundForm {
+            title: "Frühjahrsrunde 2026".into(),
+            description: "12.000 € aus dem Topf für vier Wünsche der Mitglieder.".into(),
+            budget: "12000".into(),
+            ballot_type: "approval".into(),
+            rule: "equal_shares".into(),
+            closes: date(self.now - 6 * DAY_MS),
+            candidates: candidates.clone(),
+            ..RoundForm::default()
+        };
+        let closed = rounds::create(self.conn, &board, &form, opened, Money::MAX).await?;
+        let positions = rounds::candidates_of(self.conn, &closed).await?;
+        let at = |proposal: &String| {
+            positions
+                .iter()
+                .position(|c| c.proposal_id.as_ref() == Some(proposal))
+                .unwrap_or(0)
+        };
+        let [serienbriefe, leichte_sprache, pdfa, hoehenlinien] = candidates.as_slice() else {
+            return Ok(());
+        };
+        let ballots = [
+            vec![at(leichte_sprache), at(pdfa)],
+            vec![at(pdfa), at(hoehenlinien)],
+            vec![at(serienbriefe), at(leichte_sprache)],
+            vec![at(serienbriefe)],
+            vec![at(hoehenlinien), at(leichte_sprache)],
+        ];
+        for ((org, admin), ballot) in admins.iter().zip(ballots) {
+            rounds::cast(
+                self.conn,
+                admin,
+                &closed,
+                org,
+                Choice::Approval(ballot),
+                opened + 5 * DAY_MS,
+            )
+            .await?;
+        }
+        rounds::close(self.conn, &closed, self.now - 5 * DAY_MS).await?;
+
+        // Open now: what is still open for funding, until ten days from now.
+        let mut open_candidates: Vec<String> = wishes
+            .iter()
+            .map(|w| (*w).clone())
+            .chain(candidates.iter().cloned())
+            .collect();
+        let still_open = rounds::open_proposals(self.conn, self.now).await?;
+        open_candidates.retain(|c| still_open.iter().any(|p| &p.id == c));
+        let form = RoundForm {
+            title: "Sommerrunde 2026".into(),
+            description: "Punkte verteilen: Jede Mitgliedsorganisation hat 10 Punkte.".into(),
+            budget: "8000".into(),
+            ballot_type: "points".into(),
+            ballot_limit: "10".into(),
+            rule: "equal_shares".into(),
+            closes: date(self.now + 10 * DAY_MS),
+            candidates: open_candidates,
+            ..RoundForm::default()
+        };
+        let open = rounds::create(self.conn, &board, &form, self.now, Money::MAX).await?;
+        let count = rounds::candidates_of(self.conn, &open).await?.len();
+        for (index, (org, admin)) in admins.iter().enumerate().skip(1).take(2) {
+            let points = if count > 1 {
+                vec![(index % count, 6), ((index + 1) % count, 4)]
+            } else {
+                vec![(0, 10)]
+            };
+            rounds::cast(
+                self.conn,
+                admin,
+                &open,
+                org,
+                Choice::Points(points),
+                self.now,
+            )
+            .await?;
+        }
+
+        // A priority poll over the wish list, closed yesterday.
+        let started = self.now - 10 * DAY_MS;
+        let options: Vec<String> = polls::wish_list(self.conn)
+            .await?
+            .into_iter()
+            .map(|w| w.id)
+            .take(4)
+            .collect();
+        let form = polls::PollForm {
+            title: "Was ist uns am wichtigsten?".into(),
+            description: "Unverbindlich: Welche Wünsche sollen in die nächste Runde?".into(),
+            closes: date(self.now - 2 * DAY_MS),
+            options: options.clone(),
+        };
+        let (_, first_admin) = &admins[0];
+        let poll = polls::create(self.conn, first_admin, &form, started).await?;
+        let n = options.len();
+        let rankings: [Vec<usize>; 5] = [
+            (0..n).collect(),
+            (0..n).rev().collect(),
+            (0..n).map(|i| (i + 1) % n).collect(),
+            (0..n).collect(),
+            (0..n).map(|i| (i + 2) % n).collect(),
+        ];
+        for ((org, admin), ranking) in admins.iter().zip(rankings) {
+            polls::cast(self.conn, admin, &poll, org, ranking, started + DAY_MS).await?;
+        }
         Ok(())
     }
 

@@ -307,6 +307,8 @@ mod tests {
             "treasurer.",
             "camt.",
             "stripe.",
+            "round.",
+            "poll.",
         ];
         let de = catalogues().of(Locale::De);
         let known = |key: &str| {

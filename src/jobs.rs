@@ -2,7 +2,8 @@
 //! with several instances), retried with backoff when they fail. Jobs here: a proposal whose
 //! funding deadline passed expires and every pledge goes back; backers are reminded three days
 //! before a deadline; recurring maintenance pledges are collected at each period's start, and
-//! organisations whose wallet will not cover a collection are told three days before. Time comes from a [`Clock`], so tests move it instead of sleeping.
+//! organisations whose wallet will not cover a collection are told three days before; voting
+//! rounds open, remind members a day before their close, and close. Time comes from a [`Clock`], so tests move it instead of sleeping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -235,6 +236,15 @@ async fn run_one(db: &Db, kind: &str, payload: &str, now: i64) -> Result<(), Str
             crate::pledges::recurring::remind_short_wallets(&mut tx, &proposal_id, period)
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+        "round.open" | "round.closing_reminder" | "round.close" => {
+            let round = payload["round"].as_str().unwrap_or_default();
+            let done = match kind {
+                "round.open" => crate::rounds::open_round(&mut tx, round, now).await,
+                "round.closing_reminder" => crate::rounds::remind(&mut tx, round, now).await,
+                _ => crate::rounds::close(&mut tx, round, now).await.map(|_| ()),
+            };
+            done.map_err(|e| e.to_string())?;
         }
         other => return Err(format!("unknown job kind {other}")),
     }

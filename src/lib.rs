@@ -27,6 +27,7 @@ pub mod people;
 pub mod pledges;
 pub mod proposals;
 pub mod reviews;
+pub mod rounds;
 pub mod verify;
 pub mod voting;
 pub mod web;

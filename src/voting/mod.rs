@@ -10,6 +10,8 @@
 //!   group's payments.
 //! - [`greedy()`]: projects by votes (satisfaction per cost), each taken if it fits.
 //! - [`schulze()`]: a ranking for the non-binding priority polls.
+//! - [`round`]: what voting rounds add: ballot types and their checks, the rules' settings
+//!   for rounds, the fingerprint, the explanation of a result, and rounds as Pabulib files.
 //!
 //! Everything is exact: amounts are whole units (cents in the web app) and fractions are
 //! [`Exact`] rationals, never floats, so ties and near-ties come out as in the reference.
@@ -35,6 +37,7 @@ pub mod exact;
 pub mod greedy;
 pub mod pabulib;
 pub mod profile;
+pub mod round;
 pub mod schulze;
 mod tally;
 

@@ -15,6 +15,7 @@ mod payouts;
 mod projects;
 mod proposals;
 mod reviews;
+mod rounds;
 mod templates;
 
 use std::future::Future;
@@ -163,6 +164,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reviews::router())
         .merge(payouts::router())
         .merge(payments::router())
+        .merge(rounds::router())
         .fallback(|| async { AppError::not_found() })
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");

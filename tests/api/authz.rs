@@ -114,6 +114,9 @@ async fn every_route_answers_each_role_as_the_rules_say() {
         ("GET",  "/admin/people".into(),           vec![],                               [L, F, F, F, F, F, F, A]),
         ("POST", grant.clone(),                    vec![("role", "treasurer"), ("change", "grant")],
                                                                                           [L, F, F, F, F, F, F, A]),
+        ("GET",  "/board/rounds/new".into(),       vec![],                               [L, F, F, F, F, F, A, F]),
+        ("GET",  "/polls/new".into(),              vec![],                               [L, F, A, A, A, F, A, F]),
+        ("GET",  "/rounds".into(),                 vec![],                               [A, A, A, A, A, A, A, A]),
         ("GET",  "/statutes".into(),               vec![],                               [A, A, A, A, A, A, A, A]),
         ("GET",  "/".into(),                       vec![],                               [A, A, A, A, A, A, A, A]),
     ];

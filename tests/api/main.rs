@@ -20,6 +20,7 @@ mod pledges;
 mod proposals;
 mod recurring;
 mod reviews;
+mod rounds;
 mod smtp_server;
 mod stripe_server;
 mod web;

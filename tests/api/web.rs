@@ -13,9 +13,10 @@ async fn the_home_page_is_german_by_default_and_shows_the_pool() {
     let html = response.text().await.unwrap();
     assert!(html.contains("<html lang=\"de\">"));
     assert!(html.contains("Gemeinschaftstopf"));
-    // The demo's dues: 600 + 120 + 360 + 120 + 480 EUR, in German notation.
+    // The demo's dues (600 + 120 + 360 + 120 + 480 EUR) and 20,000 EUR of earlier years, less
+    // the 12,000 EUR its closed voting round gave, in German notation.
     assert!(
-        html.contains("data-figure=\"pool\">1.680,00\u{a0}€<"),
+        html.contains("data-figure=\"pool\">9.680,00\u{a0}€<"),
         "{html}"
     );
     assert!(html.contains("data-figure=\"members\">5<"));
