@@ -153,6 +153,8 @@ pub enum Action<'a> {
     },
     /// Decide a milestone's dispute: the board, never a maintainer of the project.
     ArbitrateDispute { project_id: &'a str },
+    /// Set the fee on releases and the review window (the board).
+    SetCooperativeTerms,
     /// Open voting rounds on the pool and import them from Pabulib files (the board).
     ManageRounds,
     /// Cast the organisation's ballot in a voting round or a priority poll (its admins).
@@ -235,6 +237,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
                 }
         }
         Action::ArbitrateDispute { project_id } => board && !principal.maintains(project_id),
+        Action::SetCooperativeTerms => board,
         Action::ManageRounds => board,
         Action::VoteForOrganisation { organisation_id } => principal.is_admin_of(organisation_id),
         Action::StartPoll => board || !principal.organisations.is_empty(),

@@ -132,3 +132,105 @@ mod tests {
         assert_eq!(super::percent(5, 0), 0);
     }
 }
+
+/// The terms that apply now: the board's settings, else the configuration's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Terms {
+    /// The fee on released milestones (500 = 5 %).
+    pub fee_basis_points: u32,
+    /// How long backers review a submitted milestone.
+    pub review_window_days: u32,
+}
+
+async fn setting(conn: &mut AnyConnection, key: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM cooperative_settings WHERE key = $1")
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await
+}
+
+/// The terms, with `configured` as the defaults.
+pub async fn terms(conn: &mut AnyConnection, configured: Terms) -> Result<Terms, sqlx::Error> {
+    let fee = setting(conn, "fee_basis_points").await?;
+    let window = setting(conn, "review_window_days").await?;
+    Ok(Terms {
+        fee_basis_points: fee
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(configured.fee_basis_points),
+        review_window_days: window
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(configured.review_window_days),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TermsError {
+    #[error(transparent)]
+    Denied(#[from] crate::authz::Denied),
+    #[error("the form has problems")]
+    Invalid(crate::people::FieldErrors),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The board sets the fee (whole basis points, 0 to 10,000) and the review window (1 to 90
+/// days). A release keeps the fee that applied to it; a window already open keeps its end.
+pub async fn set_terms(
+    conn: &mut AnyConnection,
+    principal: &crate::authz::Principal,
+    fee_basis_points: &str,
+    review_window_days: &str,
+    now: i64,
+) -> Result<Terms, TermsError> {
+    crate::authz::authorize(principal, crate::authz::Action::SetCooperativeTerms)?;
+    let mut errors = crate::people::FieldErrors::new();
+    let fee = fee_basis_points
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|bp| *bp <= 10_000);
+    if fee.is_none() {
+        errors.insert("fee_basis_points", "settings.fee_invalid");
+    }
+    let window = review_window_days
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|d| (1..=90).contains(d));
+    if window.is_none() {
+        errors.insert("review_window_days", "settings.window_invalid");
+    }
+    let (Some(fee), Some(window)) = (fee, window) else {
+        return Err(TermsError::Invalid(errors));
+    };
+    for (key, value) in [
+        ("fee_basis_points", i64::from(fee)),
+        ("review_window_days", i64::from(window)),
+    ] {
+        sqlx::query(
+            "INSERT INTO cooperative_settings (key, value, updated_by, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                 updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(principal.actor().as_str())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    crate::audit::record(
+        conn,
+        &principal.actor(),
+        "settings.terms",
+        "cooperative",
+        None,
+        serde_json::json!({ "fee_basis_points": fee, "review_window_days": window }),
+    )
+    .await?;
+    Ok(Terms {
+        fee_basis_points: fee,
+        review_window_days: window,
+    })
+}

@@ -223,10 +223,21 @@ async fn run_one(db: &Db, kind: &str, payload: &str, now: i64) -> Result<(), Str
         }
         "submission.window_end" => {
             let submission = payload["submission"].as_str().unwrap_or_default();
-            let fee = payload["fee_basis_points"]
+            // The configured fee came with the job; a fee the board set since applies.
+            let configured = payload["fee_basis_points"]
                 .as_u64()
                 .and_then(|bp| u32::try_from(bp).ok())
                 .unwrap_or(0);
+            let fee = crate::cooperative::terms(
+                &mut tx,
+                crate::cooperative::Terms {
+                    fee_basis_points: configured,
+                    review_window_days: 14,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .fee_basis_points;
             crate::reviews::close_window(&mut tx, submission, now, fee)
                 .await
                 .map_err(|e| e.to_string())?;

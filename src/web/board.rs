@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/members/dues", post(record_dues))
         .route("/members/{membership_id}/exit", post(record_exit))
         .route("/board/audit", get(show_audit_log))
+        .route("/board/settings", get(show_settings).post(save_settings))
 }
 
 async fn show_statutes(State(state): State<AppState>, ctx: Ctx) -> Result<Response, AppError> {
@@ -235,5 +236,84 @@ mod tests {
             "31.12.2026, 23:59"
         );
         assert_eq!(super::parse_date("31.12.2026"), None);
+    }
+}
+
+async fn settings_page(
+    state: &AppState,
+    ctx: &Ctx,
+    fee: &str,
+    window: &str,
+    problems: &crate::people::FieldErrors,
+) -> Result<axum::response::Html<String>, AppError> {
+    state.render(
+        ctx,
+        "board/settings.html",
+        context! {
+            fee_basis_points => fee,
+            review_window_days => window,
+            configured_fee => state.config.fee_basis_points,
+            configured_window => state.config.review_window_days,
+            errors => super::forms::errors(ctx.locale, problems),
+        },
+    )
+}
+
+async fn show_settings(State(state): State<AppState>, ctx: Ctx) -> Result<Response, AppError> {
+    authorize(&ctx.principal, Action::SetCooperativeTerms)?;
+    let terms = state.cooperative_terms().await?;
+    Ok(settings_page(
+        &state,
+        &ctx,
+        &terms.fee_basis_points.to_string(),
+        &terms.review_window_days.to_string(),
+        &crate::people::FieldErrors::new(),
+    )
+    .await?
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct SettingsForm {
+    #[serde(default)]
+    fee_basis_points: String,
+    #[serde(default)]
+    review_window_days: String,
+}
+
+async fn save_settings(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(form): Form<SettingsForm>,
+) -> Result<Response, AppError> {
+    let mut tx = state.db.begin().await?;
+    match crate::cooperative::set_terms(
+        &mut tx,
+        &ctx.principal,
+        &form.fee_basis_points,
+        &form.review_window_days,
+        state.clock.now_ms(),
+    )
+    .await
+    {
+        Ok(_) => {
+            tx.commit().await?;
+            ctx.flash("flash.settings_saved");
+            Ok(see_other("/board/settings"))
+        }
+        Err(crate::cooperative::TermsError::Invalid(problems)) => {
+            drop(tx);
+            let page = settings_page(
+                &state,
+                &ctx,
+                &form.fee_basis_points,
+                &form.review_window_days,
+                &problems,
+            )
+            .await?;
+            Ok(super::forms::invalid(page))
+        }
+        Err(crate::cooperative::TermsError::Denied(denied)) => Err(denied.into()),
+        Err(crate::cooperative::TermsError::Db(error)) => Err(error.into()),
     }
 }

@@ -81,6 +81,19 @@ impl AppState {
         Self { clock, ..self }
     }
 
+    /// The fee and review window that apply now: the board's settings, else the configuration.
+    pub async fn cooperative_terms(&self) -> Result<crate::cooperative::Terms, sqlx::Error> {
+        let mut conn = self.db.pool().acquire().await?;
+        crate::cooperative::terms(
+            &mut conn,
+            crate::cooperative::Terms {
+                fee_basis_points: self.config.fee_basis_points,
+                review_window_days: self.config.review_window_days,
+            },
+        )
+        .await
+    }
+
     pub fn terms(&self) -> crate::members::membership::Terms {
         crate::members::membership::Terms {
             share_price: self.config.share_price,

@@ -111,7 +111,7 @@ fn proposer_choices(ctx: &Ctx, project: &Project) -> (Vec<minijinja::Value>, boo
     (organisations, ctx.principal.maintains(&project.id))
 }
 
-fn proposal_form_page(
+async fn proposal_form_page(
     state: &AppState,
     ctx: &Ctx,
     project: &Project,
@@ -121,6 +121,7 @@ fn proposal_form_page(
     editing_terms: bool,
 ) -> Result<Html<String>, AppError> {
     let (organisations, may_offer) = proposer_choices(ctx, project);
+    let fee_basis_points = state.cooperative_terms().await?.fee_basis_points;
     let mut form = form.clone();
     while form.milestones.len() < MILESTONE_ROWS {
         form.milestones.push(Default::default());
@@ -137,7 +138,7 @@ fn proposal_form_page(
             action => action,
             editing_terms => editing_terms,
             creating => action.ends_with("/proposals"),
-            fee_percent => fee_percent(state.config.fee_basis_points, ctx.locale),
+            fee_percent => fee_percent(fee_basis_points, ctx.locale),
         },
     )
 }
@@ -195,7 +196,8 @@ async fn show_new_proposal(
         &FieldErrors::new(),
         &action,
         true,
-    )?
+    )
+    .await?
     .into_response())
 }
 
@@ -226,9 +228,9 @@ async fn create_proposal(
         }
         Err(ProposalError::Invalid(problems)) => {
             let action = format!("/projects/{slug}/proposals");
-            Ok(invalid(proposal_form_page(
-                &state, &ctx, &project, &form, &problems, &action, true,
-            )?))
+            Ok(invalid(
+                proposal_form_page(&state, &ctx, &project, &form, &problems, &action, true).await?,
+            ))
         }
         Err(other) => Err(other.into()),
     }
@@ -248,10 +250,11 @@ pub(super) async fn proposal_page(
     let revisions = proposals::revisions_of(&mut conn, id).await?;
     let history = proposals::history_of(&mut conn, id).await?;
     drop(conn);
+    let terms = state.cooperative_terms().await?;
     let fee = proposal
         .milestones
         .iter()
-        .map(|m| fee_of(m.amount, state.config.fee_basis_points).cents())
+        .map(|m| fee_of(m.amount, terms.fee_basis_points).cents())
         .sum::<i64>();
     let transitions: Vec<&str> = proposals::available_transitions(&ctx.principal, &proposal)
         .into_iter()
@@ -320,7 +323,7 @@ pub(super) async fn proposal_page(
             pledge_message => pledge_message,
             coverage => value(&coverage),
             delivery => value(&delivery),
-            review_window_days => state.config.review_window_days,
+            review_window_days => terms.review_window_days,
             recurring => value(&recurring),
             periods_left => proposal.term_periods.map(|t| t - proposal.current_period(state.clock.now_ms()) + 1),
         },
@@ -364,7 +367,8 @@ async fn show_edit_proposal(
         &FieldErrors::new(),
         &action,
         proposal.status.terms_editable(),
-    )?
+    )
+    .await?
     .into_response())
 }
 
@@ -405,15 +409,18 @@ async fn edit_proposal(
                 ..form
             };
             let action = format!("/proposals/{id}/edit");
-            Ok(invalid(proposal_form_page(
-                &state,
-                &ctx,
-                &project,
-                &form,
-                &problems,
-                &action,
-                proposal.status.terms_editable(),
-            )?))
+            Ok(invalid(
+                proposal_form_page(
+                    &state,
+                    &ctx,
+                    &project,
+                    &form,
+                    &problems,
+                    &action,
+                    proposal.status.terms_editable(),
+                )
+                .await?,
+            ))
         }
         Err(other) => Err(other.into()),
     }

@@ -90,12 +90,13 @@ async fn finish(
     }
 }
 
-fn settings(state: &AppState) -> ReviewSettings<'_> {
-    ReviewSettings {
-        window_ms: i64::from(state.config.review_window_days) * 86_400_000,
-        fee_basis_points: state.config.fee_basis_points,
+async fn settings(state: &AppState) -> Result<ReviewSettings<'_>, AppError> {
+    let terms = state.cooperative_terms().await?;
+    Ok(ReviewSettings {
+        window_ms: i64::from(terms.review_window_days) * 86_400_000,
+        fee_basis_points: terms.fee_basis_points,
         base_url: state.config.base_url.as_str(),
-    }
+    })
 }
 
 async fn submit_milestone(
@@ -108,6 +109,7 @@ async fn submit_milestone(
         return Err(Denied::NotLoggedIn.into());
     }
     let proposal_id = proposal_of_milestone(&state, &id).await?;
+    let settings = settings(&state).await?;
     let mut tx = state.db.begin().await?;
     let result = reviews::submit(
         &mut tx,
@@ -115,7 +117,7 @@ async fn submit_milestone(
         &id,
         &form,
         state.clock.now_ms(),
-        settings(&state),
+        settings,
     )
     .await
     .map(|_| ());
@@ -168,6 +170,7 @@ async fn review_milestone(
             super::proposals::proposal_page(&state, &ctx, &proposal_id, &problems, None).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
+    let fee = state.cooperative_terms().await?.fee_basis_points;
     let mut tx = state.db.begin().await?;
     let result = reviews::review(
         &mut tx,
@@ -177,7 +180,7 @@ async fn review_milestone(
         decision,
         &form.reason,
         state.clock.now_ms(),
-        state.config.fee_basis_points,
+        fee,
     )
     .await
     .map(|_| ());
@@ -240,6 +243,7 @@ async fn decide_dispute(
             super::proposals::proposal_page(&state, &ctx, &proposal_id, &problems, None).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
+    let fee = state.cooperative_terms().await?.fee_basis_points;
     let mut tx = state.db.begin().await?;
     let result = reviews::decide_dispute(
         &mut tx,
@@ -248,7 +252,7 @@ async fn decide_dispute(
         decision,
         &form.reason,
         state.clock.now_ms(),
-        state.config.fee_basis_points,
+        fee,
     )
     .await;
     finish(

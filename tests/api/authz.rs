@@ -117,6 +117,8 @@ async fn every_route_answers_each_role_as_the_rules_say() {
         ("GET",  "/board/rounds/new".into(),       vec![],                               [L, F, F, F, F, F, A, F]),
         ("GET",  "/polls/new".into(),              vec![],                               [L, F, A, A, A, F, A, F]),
         ("GET",  "/rounds".into(),                 vec![],                               [A, A, A, A, A, A, A, A]),
+        ("GET",  "/board/settings".into(),         vec![],                               [L, F, F, F, F, F, A, F]),
+        ("GET",  "/treasurer/payouts".into(),      vec![],                               [L, F, F, F, F, A, F, F]),
         ("GET",  "/statutes".into(),               vec![],                               [A, A, A, A, A, A, A, A]),
         ("GET",  "/".into(),                       vec![],                               [A, A, A, A, A, A, A, A]),
     ];

@@ -588,3 +588,62 @@ async fn a_release_raced_twice_books_once() {
     assert_eq!(s.app.balance(&AccountId::escrow(&s.proposal)).await, 40_000);
     s.app.assert_books_balance().await;
 }
+
+#[tokio::test]
+async fn the_board_sets_the_fee_and_window_and_a_release_keeps_the_fee_that_applied() {
+    let s = stage(["300", "300", "100"]).await;
+    let (admin, _) = s.org(0);
+    let refused = admin
+        .post(
+            "/board/settings",
+            &[("fee_basis_points", "300"), ("review_window_days", "7")],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    let bad = s
+        .board
+        .post(
+            "/board/settings",
+            &[("fee_basis_points", "10001"), ("review_window_days", "0")],
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+    let page = bad.text().await.unwrap();
+    assert!(page.contains("0 bis 10000") && page.contains("1 und 90"));
+    let saved = s
+        .board
+        .post(
+            "/board/settings",
+            &[("fee_basis_points", "300"), ("review_window_days", "7")],
+        )
+        .await;
+    assert_eq!(saved.status(), 303);
+
+    assert_eq!(s.submit(&s.m1).await.status(), 303);
+    let (submitted, ends): (i64, i64) = sqlx::query_as(
+        "SELECT submitted_at, review_ends_at FROM milestone_submissions WHERE milestone_id = $1",
+    )
+    .bind(&s.m1)
+    .fetch_one(&mut *s.app.conn().await)
+    .await
+    .unwrap();
+    assert_eq!(ends - submitted, 7 * DAY, "the board's window");
+    for i in 0..2 {
+        let (admin, org) = s.org(i);
+        assert_eq!(
+            s.review(admin, org, "accept", "", &s.m1).await.status(),
+            303
+        );
+    }
+    // 3 % of 600 € = 18 €.
+    assert_eq!(s.app.balance(&AccountId::fees()).await, 1_800);
+    assert_eq!(s.app.balance(&AccountId::payable(&s.project)).await, 58_200);
+    let fee_bp: i64 =
+        sqlx::query_scalar("SELECT fee_basis_points FROM releases WHERE milestone_id = $1")
+            .bind(&s.m1)
+            .fetch_one(&mut *s.app.conn().await)
+            .await
+            .unwrap();
+    assert_eq!(fee_bp, 300);
+    s.app.assert_books_balance().await;
+}
