@@ -377,6 +377,9 @@ pub struct Tally {
     pub accept: i64,
     pub reject: i64,
     pub total: i64,
+    /// For the page: whole percent of the weight.
+    pub accept_percent: i64,
+    pub reject_percent: i64,
 }
 
 impl Tally {
@@ -388,14 +391,6 @@ impl Tally {
     /// Rejected as soon as reject-weight exceeds half.
     pub fn rejected(&self) -> bool {
         self.total > 0 && self.reject * 2 > self.total
-    }
-
-    pub fn accept_percent(&self) -> i64 {
-        crate::cooperative::percent(self.accept, self.total)
-    }
-
-    pub fn reject_percent(&self) -> i64 {
-        crate::cooperative::percent(self.reject, self.total)
     }
 }
 
@@ -421,6 +416,8 @@ pub async fn tally(
             _ => tally.reject += weight,
         }
     }
+    tally.accept_percent = crate::cooperative::percent(tally.accept, tally.total);
+    tally.reject_percent = crate::cooperative::percent(tally.reject, tally.total);
     Ok(tally)
 }
 
