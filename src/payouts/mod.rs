@@ -532,8 +532,8 @@ pub async fn record_transfer(
     Ok(())
 }
 
-/// A self-billing credit note (Gutschrift) for a paid or exported payout: what was released,
-/// the fee, and what was paid.
+/// A self-billing credit note (Gutschrift) for a paid or exported payout: the releases it paid
+/// (with their amounts and fees), and what was paid.
 #[derive(Clone, Debug, Serialize)]
 pub struct CreditNote {
     pub payout: Payout,
@@ -555,18 +555,30 @@ pub async fn credit_note(
             project_id: &payout.project_id,
         },
     )?;
-    // The releases this payout paid: the newest, back to the payout's amount.
+    // Which releases this payout paid: payouts take released money first in, first out, so
+    // this one covers the slice of the project's releases (net of fees, oldest first) after
+    // what earlier payouts (not returned) took.
+    let earlier: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payouts
+         WHERE project_id = $1 AND status <> 'returned'
+           AND (created_at < $2 OR (created_at = $2 AND id < $3))",
+    )
+    .bind(&payout.project_id)
+    .bind(payout.created_at)
+    .bind(&payout.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (from, to) = (earlier, earlier + payout.amount.cents());
+    let mut all = crate::reviews::release::of_project(conn, &payout.project_id).await?;
+    all.reverse();
     let mut releases = Vec::new();
-    let mut left = payout.amount.cents();
-    for release in crate::reviews::release::of_project(conn, &payout.project_id).await? {
-        if left <= 0 {
-            break;
+    let mut start = 0;
+    for release in all {
+        let end = start + release.amount.cents() - release.fee.cents();
+        if end > from && start < to {
+            releases.push(release);
         }
-        if release.released_at > payout.created_at {
-            continue;
-        }
-        left -= release.amount.cents() - release.fee.cents();
-        releases.push(release);
+        start = end;
     }
     let gross = Money::from_cents(releases.iter().map(|r| r.amount.cents()).sum());
     let fees = Money::from_cents(releases.iter().map(|r| r.fee.cents()).sum());

@@ -241,7 +241,7 @@ pub async fn of_project(
                 p.title AS proposal_title, r.amount, r.fee, r.fee_basis_points, r.released_at
          FROM releases r JOIN milestones m ON m.id = r.milestone_id
          JOIN proposals p ON p.id = r.proposal_id
-         WHERE r.project_id = $1 ORDER BY r.released_at DESC, r.id",
+         WHERE r.project_id = $1 ORDER BY r.released_at DESC, r.id DESC",
     )
     .bind(project_id)
     .fetch_all(&mut *conn)

@@ -152,6 +152,23 @@ async fn a_sepa_payout_is_exported_once_validates_and_is_booked_when_marked_paid
         .await;
     assert!(note.contains("Gutschrift"), "{note}");
     assert!(note.contains("600,00") && note.contains("30,00") && note.contains("570,00"));
+    // A second milestone and a second payout: each credit note names what it paid.
+    assert_eq!(stage.submit(&stage.m2).await.status(), 303);
+    for i in 0..2 {
+        let (admin, org) = stage.org(i);
+        let accepted = stage.review(admin, org, "accept", "", &stage.m2).await;
+        assert_eq!(accepted.status(), 303);
+    }
+    let second = karl
+        .post("/treasurer/payouts", &[("project_id", &stage.project)])
+        .await;
+    assert_eq!(second.status(), 303);
+    let (second, _) = payout_ids(&stage).await.remove(1);
+    assert_ne!(second, payout);
+    let karl_note = karl.page(&format!("/payouts/{second}/credit-note")).await;
+    assert!(karl_note.contains("380,00"), "{karl_note}");
+    assert!(karl_note.contains("Oberfläche") && !karl_note.contains("Datenmodell"));
+    assert!(note.contains("Datenmodell") && !note.contains("Oberfläche"));
     let money = stage.lea.page("/projects/werkzeug/money").await;
     assert!(
         money.contains("Datenmodell"),
