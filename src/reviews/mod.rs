@@ -508,7 +508,12 @@ pub async fn review(
         .await
         .map_err(|_| ReviewError::Unknown)?;
     let submission = submission_facts(conn, submission_id).await?;
-    if submission.outcome.is_some() || now >= submission.review_ends_at {
+    let facts = milestone_facts(conn, &submission.milestone_id).await?;
+    // A cancelled proposal's milestones are not decided any more.
+    if submission.outcome.is_some()
+        || now >= submission.review_ends_at
+        || facts.proposal_status != State::InProgress.as_str()
+    {
         return Err(ReviewError::NotUnderReview);
     }
     if !weights(conn, &facts.proposal_id)
@@ -564,7 +569,11 @@ pub async fn close_window(
         .await
         .map_err(|_| ReviewError::Unknown)?;
     let submission = submission_facts(conn, submission_id).await?;
-    if submission.outcome.is_some() || now < submission.review_ends_at {
+    let facts = milestone_facts(conn, &submission.milestone_id).await?;
+    if submission.outcome.is_some()
+        || now < submission.review_ends_at
+        || facts.proposal_status != State::InProgress.as_str()
+    {
         return Ok(Outcome::Open);
     }
     decide(conn, submission_id, &facts, now, true, fee_basis_points).await
@@ -746,6 +755,9 @@ pub async fn decide_dispute(
     crate::pledges::lock_proposal(conn, &facts.proposal_id)
         .await
         .map_err(|_| ReviewError::Unknown)?;
+    if milestone_facts(conn, milestone_id).await?.proposal_status != State::InProgress.as_str() {
+        return Err(ReviewError::NoDispute);
+    }
     let (name, amount, rest) = match decision {
         DisputeDecision::Accept => ("accept", None, None),
         DisputeDecision::AcceptPartly {
@@ -987,9 +999,9 @@ pub async fn milestone_views(
                 reviews,
             });
         }
-        let open = submissions
-            .last()
-            .filter(|s| s.outcome.is_none() && now < s.review_ends_at);
+        let open = submissions.last().filter(|s| {
+            s.outcome.is_none() && now < s.review_ends_at && proposal.status == State::InProgress
+        });
         let mut review_options = Vec::new();
         if let Some(open) = open {
             for (reviewer, weight) in &weights {

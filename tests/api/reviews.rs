@@ -647,3 +647,37 @@ async fn the_board_sets_the_fee_and_window_and_a_release_keeps_the_fee_that_appl
     assert_eq!(fee_bp, 300);
     s.app.assert_books_balance().await;
 }
+
+#[tokio::test]
+async fn a_proposal_cancelled_during_review_takes_no_more_decisions() {
+    let s = stage(["300", "300", "100"]).await;
+    assert_eq!(s.submit(&s.m1).await.status(), 303);
+    let cancelled = s
+        .board
+        .post(
+            &format!("/proposals/{}/transitions", s.proposal),
+            &[("transition", "cancel"), ("reason", "Projekt eingestellt")],
+        )
+        .await;
+    assert_eq!(cancelled.status(), 303);
+    assert_eq!(s.app.proposal_state(&s.proposal).await, "cancelled");
+    let (a, a_org) = s.org(0);
+    let late = s.review(a, a_org, "accept", "", &s.m1).await;
+    assert_eq!(late.status(), 409);
+    let ends: i64 = sqlx::query_scalar(
+        "SELECT review_ends_at FROM milestone_submissions WHERE milestone_id = $1",
+    )
+    .bind(&s.m1)
+    .fetch_one(&mut *s.app.conn().await)
+    .await
+    .unwrap();
+    let clock = allmende::jobs::ManualClock::at(ends + 1);
+    let round = allmende::jobs::run_due(&s.app.db, clock.as_ref(), "w")
+        .await
+        .unwrap();
+    assert_eq!(round.failed, 0, "the window's end does nothing");
+    assert_eq!(s.milestone_status(&s.m1).await, "submitted");
+    assert_eq!(s.app.balance(&AccountId::payable(&s.project)).await, 0);
+    assert_eq!(s.app.balance(&AccountId::escrow(&s.proposal)).await, 0);
+    s.app.assert_books_balance().await;
+}
