@@ -109,10 +109,13 @@ pub async fn pledge_recurring(
     let first = proposal.current_period(now);
     let periods = term - first + 1;
     let remaining = still_needed(conn, proposal_id).await?;
-    let total = amount.checked_mul(periods).map_err(|_| PledgeError::Zero)?;
-    if total > remaining {
+    // An amount so large that the term's total overflows is more than needed, too.
+    let fits = amount
+        .checked_mul(periods)
+        .is_ok_and(|total| total <= remaining);
+    if !fits {
         return Err(PledgeError::ExceedsRemainingPerPeriod {
-            per_period: Money::from_cents(remaining.cents() / periods),
+            per_period: Money::from_cents(remaining.cents() / periods.max(1)),
             periods,
         });
     }
