@@ -333,14 +333,11 @@ pub async fn export_sepa(
                 status: payout.status,
             });
         }
-        let what: Vec<String> = sqlx::query_scalar(
-            "SELECT p.title || ': ' || m.title FROM releases r
-             JOIN milestones m ON m.id = r.milestone_id JOIN proposals p ON p.id = r.proposal_id
-             WHERE r.project_id = $1 ORDER BY r.released_at DESC LIMIT 3",
-        )
-        .bind(&payout.project_id)
-        .fetch_all(&mut *conn)
-        .await?;
+        let what: Vec<String> = releases_paid_by(conn, &payout)
+            .await?
+            .iter()
+            .map(|r| format!("{}: {}", r.proposal_title, r.milestone_title))
+            .collect();
         transfers.push(sepa::CreditTransfer {
             end_to_end_id: payout.id.replace('-', ""),
             amount: payout.amount,
@@ -532,6 +529,38 @@ pub async fn record_transfer(
     Ok(())
 }
 
+/// The releases a payout paid: payouts take released money first in, first out, so a payout
+/// covers the slice of the project's releases (net of fees, oldest first) after what earlier
+/// payouts (not returned) took.
+async fn releases_paid_by(
+    conn: &mut AnyConnection,
+    payout: &Payout,
+) -> Result<Vec<crate::reviews::release::Release>, sqlx::Error> {
+    let earlier: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payouts
+         WHERE project_id = $1 AND status <> 'returned'
+           AND (created_at < $2 OR (created_at = $2 AND id < $3))",
+    )
+    .bind(&payout.project_id)
+    .bind(payout.created_at)
+    .bind(&payout.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (from, to) = (earlier, earlier + payout.amount.cents());
+    let mut all = crate::reviews::release::of_project(conn, &payout.project_id).await?;
+    all.reverse();
+    let mut releases = Vec::new();
+    let mut start = 0;
+    for release in all {
+        let end = start + release.amount.cents() - release.fee.cents();
+        if end > from && start < to {
+            releases.push(release);
+        }
+        start = end;
+    }
+    Ok(releases)
+}
+
 /// A self-billing credit note (Gutschrift) for a paid or exported payout: the releases it paid
 /// (with their amounts and fees), and what was paid.
 #[derive(Clone, Debug, Serialize)]
@@ -555,31 +584,7 @@ pub async fn credit_note(
             project_id: &payout.project_id,
         },
     )?;
-    // Which releases this payout paid: payouts take released money first in, first out, so
-    // this one covers the slice of the project's releases (net of fees, oldest first) after
-    // what earlier payouts (not returned) took.
-    let earlier: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payouts
-         WHERE project_id = $1 AND status <> 'returned'
-           AND (created_at < $2 OR (created_at = $2 AND id < $3))",
-    )
-    .bind(&payout.project_id)
-    .bind(payout.created_at)
-    .bind(&payout.id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let (from, to) = (earlier, earlier + payout.amount.cents());
-    let mut all = crate::reviews::release::of_project(conn, &payout.project_id).await?;
-    all.reverse();
-    let mut releases = Vec::new();
-    let mut start = 0;
-    for release in all {
-        let end = start + release.amount.cents() - release.fee.cents();
-        if end > from && start < to {
-            releases.push(release);
-        }
-        start = end;
-    }
+    let releases = releases_paid_by(conn, &payout).await?;
     let gross = Money::from_cents(releases.iter().map(|r| r.amount.cents()).sum());
     let fees = Money::from_cents(releases.iter().map(|r| r.fee.cents()).sum());
     let year = time::OffsetDateTime::from_unix_timestamp(payout.created_at.div_euclid(1000))
