@@ -980,7 +980,7 @@ impl Demo<'_> {
             recurring::pledge_recurring(
                 self.conn,
                 &principal,
-                recurring::RecurringRequest {
+                crate::pledges::PledgeRequest {
                     proposal_id: &id,
                     organisation_id: organisation,
                     amount,

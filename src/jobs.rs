@@ -278,7 +278,7 @@ async fn expire(conn: &mut AnyConnection, proposal_id: &str, now: i64) -> Result
         return Ok(());
     }
     let title: String = row.get("title");
-    let backers = backer_addresses(conn, proposal_id)
+    let backers = crate::pledges::backer_addresses(conn, proposal_id)
         .await
         .map_err(|e| e.to_string())?;
     proposals::transition(
@@ -319,7 +319,7 @@ async fn remind(conn: &mut AnyConnection, proposal_id: &str) -> Result<(), Strin
         return Ok(());
     }
     let title: String = row.get("title");
-    for (email, locale) in backer_addresses(conn, proposal_id)
+    for (email, locale) in crate::pledges::backer_addresses(conn, proposal_id)
         .await
         .map_err(|e| e.to_string())?
     {
@@ -336,32 +336,6 @@ async fn remind(conn: &mut AnyConnection, proposal_id: &str) -> Result<(), Strin
             .map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-/// The admins of the organisations that pledged to a proposal.
-async fn backer_addresses(
-    conn: &mut AnyConnection,
-    proposal_id: &str,
-) -> Result<Vec<(String, crate::i18n::Locale)>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT DISTINCT p.email, p.locale FROM pledges pl
-         JOIN organisation_people op ON op.organisation_id = pl.organisation_id AND op.role = 'admin'
-         JOIN people p ON p.id = op.person_id
-         WHERE pl.proposal_id = $1",
-    )
-    .bind(proposal_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let locale: String = row.get("locale");
-            (
-                row.get("email"),
-                crate::i18n::Locale::from_tag(&locale).unwrap_or_default(),
-            )
-        })
-        .collect())
 }
 
 /// Jobs that failed at least once and are not done, for the admins.

@@ -801,14 +801,11 @@ pub async fn accept_invitation(
     Ok(invitation)
 }
 
-/// Mails every admin of an organisation, each in their own language.
-pub(crate) async fn mail_admins(
+/// The addresses and languages of an organisation's admins.
+pub(crate) async fn admin_addresses(
     conn: &mut AnyConnection,
     organisation_id: &str,
-    kind: &'static str,
-    key_prefix: &str,
-    args: &[(&str, &str)],
-) -> Result<(), mail::MailError> {
+) -> Result<Vec<(String, Locale)>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT p.email, p.locale FROM people p
          JOIN organisation_people op ON op.person_id = p.id
@@ -817,10 +814,27 @@ pub(crate) async fn mail_admins(
     .bind(organisation_id)
     .fetch_all(&mut *conn)
     .await?;
-    for row in rows {
-        let email: String = row.get("email");
-        let locale: String = row.get("locale");
-        let locale = Locale::from_tag(&locale).unwrap_or_default();
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let locale: String = row.get("locale");
+            (
+                row.get("email"),
+                Locale::from_tag(&locale).unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// Mails every admin of an organisation, each in their own language.
+pub(crate) async fn mail_admins(
+    conn: &mut AnyConnection,
+    organisation_id: &str,
+    kind: &'static str,
+    key_prefix: &str,
+    args: &[(&str, &str)],
+) -> Result<(), mail::MailError> {
+    for (email, locale) in admin_addresses(conn, organisation_id).await? {
         let mail = mail::compose(&email, locale, kind, key_prefix, args, None);
         mail::enqueue(conn, &mail).await?;
     }

@@ -243,16 +243,7 @@ pub async fn pledge(
     .await?;
     let funded = amount == remaining && goal.is_positive();
     if funded {
-        proposals::transition(
-            conn,
-            principal,
-            proposal_id,
-            Transition::Fund,
-            &TransitionInput::default(),
-            true,
-        )
-        .await?;
-        tell_funded(conn, proposal_id, &project_id).await?;
+        fund(conn, principal, proposal_id, &project_id).await?;
     }
     Ok(Pledged {
         pledge_id,
@@ -261,33 +252,29 @@ pub async fn pledge(
     })
 }
 
-/// Tells the maintainers and the backers' admins that the proposal is funded.
-pub(crate) async fn tell_funded(
+/// The goal is reached: the proposal becomes funded (in the caller's transaction) and the
+/// maintainers and the backers' admins are told.
+pub(crate) async fn fund(
     conn: &mut AnyConnection,
+    principal: &Principal,
     proposal_id: &str,
     project_id: &str,
 ) -> Result<(), PledgeError> {
+    proposals::transition(
+        conn,
+        principal,
+        proposal_id,
+        Transition::Fund,
+        &TransitionInput::default(),
+        true,
+    )
+    .await?;
     let title: String = sqlx::query_scalar("SELECT title FROM proposals WHERE id = $1")
         .bind(proposal_id)
         .fetch_one(&mut *conn)
         .await?;
     let mut recipients = crate::catalogue::maintainer_addresses(conn, project_id).await?;
-    let backers = sqlx::query(
-        "SELECT DISTINCT p.email, p.locale FROM pledges pl
-         JOIN organisation_people op ON op.organisation_id = pl.organisation_id AND op.role = 'admin'
-         JOIN people p ON p.id = op.person_id
-         WHERE pl.proposal_id = $1",
-    )
-    .bind(proposal_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in backers {
-        let locale: String = row.get("locale");
-        recipients.push((
-            row.get("email"),
-            crate::i18n::Locale::from_tag(&locale).unwrap_or_default(),
-        ));
-    }
+    recipients.extend(backer_addresses(conn, proposal_id).await?);
     recipients.sort_by(|a, b| a.0.cmp(&b.0));
     recipients.dedup_by(|a, b| a.0 == b.0);
     for (email, locale) in recipients {
@@ -302,6 +289,32 @@ pub(crate) async fn tell_funded(
         crate::mail::enqueue(conn, &mail).await?;
     }
     Ok(())
+}
+
+/// The admins of the organisations that pledged to a proposal.
+pub(crate) async fn backer_addresses(
+    conn: &mut AnyConnection,
+    proposal_id: &str,
+) -> Result<Vec<(String, crate::i18n::Locale)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT p.email, p.locale FROM pledges pl
+         JOIN organisation_people op ON op.organisation_id = pl.organisation_id AND op.role = 'admin'
+         JOIN people p ON p.id = op.person_id
+         WHERE pl.proposal_id = $1",
+    )
+    .bind(proposal_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let locale: String = row.get("locale");
+            (
+                row.get("email"),
+                crate::i18n::Locale::from_tag(&locale).unwrap_or_default(),
+            )
+        })
+        .collect())
 }
 
 /// What an organisation has pledged to a proposal and not got back.

@@ -13,14 +13,13 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use super::{PledgeError, Pledged, lock_proposal, open_goal, still_needed};
+use super::{PledgeError, PledgeRequest, Pledged, lock_proposal, open_goal, still_needed};
 use crate::audit;
 use crate::authz::{Action, Principal, authorize};
 use crate::db::new_id;
-use crate::i18n::Locale;
 use crate::ledger::{self, AccountId, LedgerError, NewTransaction, TxKind};
 use crate::money::Money;
-use crate::proposals::{self, Proposal, TransitionInput, lifecycle::Transition};
+use crate::proposals::{self, Proposal};
 
 const DAY_MS: i64 = 86_400_000;
 /// The wallet-short reminder goes out this long before a collection.
@@ -47,18 +46,6 @@ pub async fn promised(
     Ok(Money::from_cents(cents))
 }
 
-/// What a recurring pledge form asks for.
-#[derive(Clone, Copy, Debug)]
-pub struct RecurringRequest<'a> {
-    pub proposal_id: &'a str,
-    pub organisation_id: &'a str,
-    /// Per period, as entered.
-    pub amount: &'a str,
-    pub show_publicly: bool,
-    pub key: &'a str,
-    pub max_amount: Money,
-}
-
 async fn maintenance_contract(
     conn: &mut AnyConnection,
     proposal_id: &str,
@@ -72,15 +59,15 @@ async fn maintenance_contract(
     Ok(proposal)
 }
 
-/// An organisation admin pledges an amount per period from the current period to the end of
-/// the term; the current period's instalment is collected now.
+/// An organisation admin pledges an amount per period (the request's amount) from the current
+/// period to the end of the term; the current period's instalment is collected now.
 pub async fn pledge_recurring(
     conn: &mut AnyConnection,
     principal: &Principal,
-    request: RecurringRequest<'_>,
+    request: PledgeRequest<'_>,
     now: i64,
 ) -> Result<Pledged, PledgeError> {
-    let RecurringRequest {
+    let PledgeRequest {
         proposal_id,
         organisation_id,
         amount: amount_text,
@@ -157,16 +144,7 @@ pub async fn pledge_recurring(
     .await?;
     let funded = goal.is_positive() && still_needed(conn, proposal_id).await?.is_zero();
     if funded {
-        proposals::transition(
-            conn,
-            principal,
-            proposal_id,
-            Transition::Fund,
-            &TransitionInput::default(),
-            true,
-        )
-        .await?;
-        super::tell_funded(conn, proposal_id, &project_id).await?;
+        super::fund(conn, principal, proposal_id, &project_id).await?;
     }
     Ok(Pledged {
         pledge_id: recurring_id,
@@ -420,18 +398,8 @@ async fn mail_admins(
     amount: Money,
     wallet: Money,
 ) -> Result<(), PledgeError> {
-    let rows = sqlx::query(
-        "SELECT p.email, p.locale FROM people p
-         JOIN organisation_people op ON op.person_id = p.id
-         WHERE op.organisation_id = $1 AND op.role = 'admin'",
-    )
-    .bind(organisation_id)
-    .fetch_all(&mut *conn)
-    .await?;
     let start = proposal.period_start(period).unwrap_or_default();
-    for row in rows {
-        let email: String = row.get("email");
-        let locale = Locale::from_tag(&row.get::<String, _>("locale")).unwrap_or_default();
+    for (email, locale) in crate::members::admin_addresses(conn, organisation_id).await? {
         let mail = crate::mail::compose(
             &email,
             locale,

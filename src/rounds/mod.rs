@@ -18,8 +18,8 @@ use crate::ledger::{self, AccountId, LedgerError, NewTransaction, TxKind};
 use crate::money::Money;
 use crate::people::FieldErrors;
 use crate::pledges::{self, PledgeError};
-use crate::proposals::lifecycle::{State, Transition};
-use crate::proposals::{self, ProposalError, TransitionInput};
+use crate::proposals::lifecycle::State;
+use crate::proposals::{self, ProposalError};
 use crate::voting::pabulib::{self, ParseError};
 use crate::voting::round::{
     self, BallotProblem, BallotType, Candidate, CandidateResult, Explanation, ImportProblem,
@@ -923,16 +923,7 @@ async fn allocate(
         .execute(&mut *conn)
         .await?;
     if amount == needed && goal > 0 {
-        proposals::transition(
-            conn,
-            &Principal::visitor(),
-            proposal_id,
-            Transition::Fund,
-            &TransitionInput::default(),
-            true,
-        )
-        .await?;
-        pledges::tell_funded(conn, proposal_id, &project_id).await?;
+        pledges::fund(conn, &Principal::visitor(), proposal_id, &project_id).await?;
     }
     Ok(amount.cents())
 }

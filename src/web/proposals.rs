@@ -623,6 +623,28 @@ async fn pledge_refused(
     Ok((status, page).into_response())
 }
 
+/// Commits a pledge-like change and goes back to the proposal with `flash`, or shows the
+/// proposal again with the refusal's message (nothing was booked: the transaction is dropped).
+async fn pledge_done(
+    state: &AppState,
+    ctx: &Ctx,
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    proposal_id: &str,
+    result: Result<&'static str, PledgeError>,
+) -> Result<Response, AppError> {
+    match result {
+        Ok(flash) => {
+            tx.commit().await?;
+            ctx.flash(flash);
+            Ok(see_other(&format!("/proposals/{proposal_id}")))
+        }
+        Err(error) => {
+            drop(tx);
+            pledge_refused(state, ctx, proposal_id, error).await
+        }
+    }
+}
+
 async fn create_pledge(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -639,22 +661,15 @@ async fn create_pledge(
         form.request(&id, state.config.max_amount),
         state.clock.now_ms(),
     )
-    .await;
-    match result {
-        Ok(pledged) => {
-            tx.commit().await?;
-            ctx.flash(if pledged.funded {
-                "flash.funded"
-            } else {
-                "flash.pledged"
-            });
-            Ok(see_other(&format!("/proposals/{id}")))
+    .await
+    .map(|p| {
+        if p.funded {
+            "flash.funded"
+        } else {
+            "flash.pledged"
         }
-        Err(error) => {
-            drop(tx);
-            pledge_refused(&state, &ctx, &id, error).await
-        }
-    }
+    });
+    pledge_done(&state, &ctx, tx, &id, result).await
 }
 
 async fn withdraw_pledge(
@@ -667,26 +682,18 @@ async fn withdraw_pledge(
         return Err(Denied::NotLoggedIn.into());
     }
     let mut tx = state.db.begin().await?;
-    match pledges::withdraw(
+    let result = pledges::withdraw(
         &mut tx,
         &ctx.principal,
         form.request(&id, state.config.max_amount),
         state.clock.now_ms(),
     )
     .await
-    {
-        Ok(_) => {
-            tx.commit().await?;
-            ctx.flash("flash.withdrawn");
-            Ok(see_other(&format!("/proposals/{id}")))
-        }
-        Err(error) => {
-            drop(tx);
-            pledge_refused(&state, &ctx, &id, error).await
-        }
-    }
+    .map(|_| "flash.withdrawn");
+    pledge_done(&state, &ctx, tx, &id, result).await
 }
 
+/// A pledge per period: the form is the pledge form, its amount per period.
 async fn create_recurring_pledge(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -696,37 +703,22 @@ async fn create_recurring_pledge(
     if ctx.person.is_none() {
         return Err(Denied::NotLoggedIn.into());
     }
-    let request = pledges::recurring::RecurringRequest {
-        proposal_id: &id,
-        organisation_id: &form.organisation_id,
-        amount: &form.amount,
-        show_publicly: form.show_publicly.is_some(),
-        key: &form.key,
-        max_amount: state.config.max_amount,
-    };
     let mut tx = state.db.begin().await?;
-    match pledges::recurring::pledge_recurring(
+    let result = pledges::recurring::pledge_recurring(
         &mut tx,
         &ctx.principal,
-        request,
+        form.request(&id, state.config.max_amount),
         state.clock.now_ms(),
     )
     .await
-    {
-        Ok(pledged) => {
-            tx.commit().await?;
-            ctx.flash(if pledged.funded {
-                "flash.funded"
-            } else {
-                "flash.pledged_recurring"
-            });
-            Ok(see_other(&format!("/proposals/{id}")))
+    .map(|p| {
+        if p.funded {
+            "flash.funded"
+        } else {
+            "flash.pledged_recurring"
         }
-        Err(error) => {
-            drop(tx);
-            pledge_refused(&state, &ctx, &id, error).await
-        }
-    }
+    });
+    pledge_done(&state, &ctx, tx, &id, result).await
 }
 
 /// The proposal a recurring pledge belongs to (for redirects and error pages).
@@ -749,17 +741,10 @@ async fn stop_recurring_pledge(
     }
     let proposal_id = proposal_of_recurring(&state, &id).await?;
     let mut tx = state.db.begin().await?;
-    match pledges::recurring::stop(&mut tx, &ctx.principal, &id, state.clock.now_ms()).await {
-        Ok(()) => {
-            tx.commit().await?;
-            ctx.flash("flash.recurring_stopped");
-            Ok(see_other(&format!("/proposals/{proposal_id}")))
-        }
-        Err(error) => {
-            drop(tx);
-            pledge_refused(&state, &ctx, &proposal_id, error).await
-        }
-    }
+    let result = pledges::recurring::stop(&mut tx, &ctx.principal, &id, state.clock.now_ms())
+        .await
+        .map(|()| "flash.recurring_stopped");
+    pledge_done(&state, &ctx, tx, &proposal_id, result).await
 }
 
 async fn pay_lapsed_period(
@@ -773,17 +758,9 @@ async fn pay_lapsed_period(
     let period: i64 = period.parse().map_err(|_| AppError::not_found())?;
     let proposal_id = proposal_of_recurring(&state, &id).await?;
     let mut tx = state.db.begin().await?;
-    match pledges::recurring::pay_lapsed(&mut tx, &ctx.principal, &id, period, state.clock.now_ms())
-        .await
-    {
-        Ok(_) => {
-            tx.commit().await?;
-            ctx.flash("flash.paid_late");
-            Ok(see_other(&format!("/proposals/{proposal_id}")))
-        }
-        Err(error) => {
-            drop(tx);
-            pledge_refused(&state, &ctx, &proposal_id, error).await
-        }
-    }
+    let result =
+        pledges::recurring::pay_lapsed(&mut tx, &ctx.principal, &id, period, state.clock.now_ms())
+            .await
+            .map(|_| "flash.paid_late");
+    pledge_done(&state, &ctx, tx, &proposal_id, result).await
 }
