@@ -18,6 +18,10 @@ pub struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     pg_database: Option<(String, String)>,
+    /// The database the server used: `allmende verify` runs on it when the test ends.
+    database_url: String,
+    /// Off only in tests that break the books on purpose to see `verify` catch it.
+    verify_at_end: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -144,6 +148,8 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         shutdown: Some(shutdown),
         server: Some(server),
         pg_database,
+        database_url,
+        verify_at_end: true,
         _dir: dir,
     }
 }
@@ -210,6 +216,35 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// For a test that tampers with the books on purpose: `verify` is not run at its end.
+    pub fn books_broken_on_purpose(&mut self) {
+        self.verify_at_end = false;
+    }
+}
+
+/// `allmende verify` on a database, in a runtime of its own (it runs from `Drop`, outside the
+/// test's runtime or inside a finished one). `None` when the books balance.
+fn verify_report(database_url: &str) -> Option<String> {
+    let url = database_url.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime for verify");
+        runtime.block_on(async move {
+            let db = Db::connect_with(&url, 1).await.expect("connect for verify");
+            let mut conn = db.pool().acquire().await.expect("connection for verify");
+            let report = allmende::verify::run(&mut conn).await.expect("verify runs");
+            drop(conn);
+            db.pool().close().await;
+            (!report.passed()).then(|| report.to_string())
+        })
+    })
+    .join()
+    .expect("verify thread")
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -218,8 +253,18 @@ impl Drop for TestApp {
         if let Some(server) = self.server.take() {
             server.abort();
         }
+        // Every test ends with `allmende verify` on its books: no scenario may leave them wrong
+        // unnoticed. (Skipped when the test already failed, so its own message stays first.)
+        let broken = if self.verify_at_end && !std::thread::panicking() {
+            verify_report(&self.database_url)
+        } else {
+            None
+        };
         if let Some((admin_url, name)) = self.pg_database.take() {
             drop_database(admin_url, name);
+        }
+        if let Some(report) = broken {
+            panic!("the books do not balance at the end of the test:\n{report}");
         }
     }
 }

@@ -462,7 +462,7 @@ async fn a_statement_pages_newest_first_with_the_balance_after_each_line() {
 
 #[tokio::test]
 async fn the_transactions_of_a_proposal_are_listed_with_their_postings() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let wallet = app.funded_wallet("org-a", 10_000).await;
     let escrow = AccountId::escrow("prop-7");
     let mut tx = app.db.begin().await.unwrap();
@@ -497,6 +497,7 @@ async fn the_transactions_of_a_proposal_are_listed_with_their_postings() {
     assert_eq!(keys, vec!["p1", "w1"]);
     assert!(listed.iter().all(|t| t.postings.len() == 2));
     assert_eq!(listed[0].actor, "person:p1");
+    app.books_broken_on_purpose();
     // Escrow without pledge rows: the verify check for escrow names this proposal's account.
     drop(conn);
     let report = allmende::verify::run(&mut *app.conn().await).await.unwrap();
@@ -511,7 +512,8 @@ async fn the_transactions_of_a_proposal_are_listed_with_their_postings() {
 
 #[tokio::test]
 async fn verify_catches_a_tampered_balance() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
+    app.books_broken_on_purpose();
     let wallet = app.funded_wallet("org-a", 10_000).await;
     app.assert_books_balance().await;
 
@@ -534,7 +536,8 @@ async fn verify_catches_a_tampered_balance() {
 
 #[tokio::test]
 async fn verify_catches_an_unbalanced_transaction_written_by_hand() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
+    app.books_broken_on_purpose();
     let wallet = app.funded_wallet("org-a", 10_000).await;
     let id: String = sqlx::query_scalar("SELECT id FROM ledger_transactions")
         .fetch_one(&mut *app.conn().await)
