@@ -441,10 +441,9 @@ async fn post_new(conn: &mut AnyConnection, new: NewTransaction) -> Result<Poste
         if change.is_zero() {
             continue;
         }
-        let bounds = BalanceBounds::for_change(change)
-            .ok_or_else(|| LedgerError::Overflow {
-                account: account.clone(),
-            })?;
+        let bounds = BalanceBounds::for_change(change).ok_or_else(|| LedgerError::Overflow {
+            account: account.clone(),
+        })?;
         // Every condition compares the stored balance with bounds computed above, so nothing
         // is added before the row is known to take the change: `balance + $1` runs only where
         // it stays within BIGINT. (SQLite would silently turn an overflowing sum into a float,

@@ -1271,7 +1271,10 @@ mod tests {
         // Whitespace where a bank wraps the purpose line does not change the key; the end-to-end
         // id, the value date, the payer's IBAN and the amount do.
         let wrapped = shared.replace("Beitrag AM-7KX4-93QF", "Beitrag AM-7KX4-\n 93QF");
-        assert_eq!(only_entry(&document("02", &wrapped)).entry_ref, first.entry_ref);
+        assert_eq!(
+            only_entry(&document("02", &wrapped)).entry_ref,
+            first.entry_ref
+        );
         for changed in [
             shared.replace("E2E-1", "E2E-2"),
             shared.replace("<ValDt><Dt>2024-05-02", "<ValDt><Dt>2024-05-03"),
@@ -1291,7 +1294,11 @@ mod tests {
         // Equal entries in one statement are numbered; in two statements of one file (an
         // overlap) they are the same booking.
         let twice = parse(&document("02", &format!("{shared}{other}{shared}"))).unwrap();
-        let refs: Vec<_> = twice[0].entries.iter().map(|e| e.entry_ref.clone()).collect();
+        let refs: Vec<_> = twice[0]
+            .entries
+            .iter()
+            .map(|e| e.entry_ref.clone())
+            .collect();
         assert_eq!(refs[0], first.entry_ref);
         assert_eq!(refs[2], format!("{}#2", first.entry_ref));
         let one = document("02", &shared);

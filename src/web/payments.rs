@@ -362,8 +362,7 @@ async fn import_statement(
         }
     }
     let mut tx = state.db.begin().await?;
-    match payments::import_statement(&mut tx, &ctx.principal, &xml, state.config.max_amount).await
-    {
+    match payments::import_statement(&mut tx, &ctx.principal, &xml, state.config.max_amount).await {
         Ok(report) => {
             tx.commit().await?;
             Ok(worklist_page(&state, &ctx, Some(report), None)

@@ -196,7 +196,9 @@ async fn a_statement_amount_above_the_limit_is_listed_and_never_booked() {
     let report = report_of(&page);
     assert_eq!(
         report
-            .matches("Der Betrag liegt über der Plausibilitätsgrenze und wird nie automatisch gebucht.")
+            .matches(
+                "Der Betrag liegt über der Plausibilitätsgrenze und wird nie automatisch gebucht."
+            )
             .count(),
         3,
         "{report}"
@@ -469,15 +471,15 @@ async fn a_credit_without_bank_reference_in_overlapping_statements_is_booked_onc
         &org.treasurer,
         &document(&[stmt(
             "2026-48",
-            &[
-                credit("1.00", "2026-12-01", None, "Spende"),
-                shared.clone(),
-            ],
+            &[credit("1.00", "2026-12-01", None, "Spende"), shared.clone()],
         )]),
     )
     .await;
     assert!(page.contains("1 zugeordnet und 1 offen"), "{page}");
-    assert_eq!(payment(&org.app, &id).await, ("partly_paid".to_owned(), 10_000));
+    assert_eq!(
+        payment(&org.app, &id).await,
+        ("partly_paid".to_owned(), 10_000)
+    );
     let page = upload_ok(
         &org.treasurer,
         &document(&[stmt(
