@@ -39,6 +39,24 @@ impl Backend {
             Backend::Postgres => "PostgreSQL",
         }
     }
+
+    /// The backend an `Any` connection talks to (the drivers name themselves as [`Self::name`]).
+    pub fn of_connection(conn: &sqlx::AnyConnection) -> Option<Backend> {
+        [Backend::Sqlite, Backend::Postgres]
+            .into_iter()
+            .find(|backend| backend.name() == conn.backend_name())
+    }
+
+    /// SQL that is true where `column` does not hold a whole number. SQLite stores whatever a
+    /// value is (an integer sum that overflowed becomes a float, a hand edit may leave text), so
+    /// it asks `typeof`; PostgreSQL's BIGINT holds nothing else, and the value is still read as
+    /// text and checked, which also catches a column whose type was changed by hand.
+    pub fn not_an_integer_sql(self, column: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("typeof({column}) <> 'integer'"),
+            Backend::Postgres => format!("CAST({column} AS TEXT) !~ '^-?[0-9]+$'"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

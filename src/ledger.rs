@@ -295,6 +295,10 @@ pub enum LedgerError {
         balance: Money,
         needed: Money,
     },
+    /// The new balance would leave the range a balance can hold (`i64` cents, about ±92 million
+    /// billion euros): no real movement does that, so the input is wrong (a bank file, a typo).
+    #[error("the balance of {account} would leave the range of whole cents")]
+    Overflow { account: AccountId },
     #[error("idempotency key {0} was already used for a different transaction")]
     KeyConflict(String),
     #[error("no transaction {0}")]
@@ -343,17 +347,19 @@ pub async fn find_account(
         .bind(id.as_str())
         .fetch_optional(&mut *conn)
         .await?;
-    Ok(row.map(|row| account_from_row(&row)))
+    row.map(|row| account_from_row(&row)).transpose()
 }
 
-fn account_from_row(row: &sqlx::any::AnyRow) -> Account {
-    let kind: String = row.get("kind");
-    Account {
-        id: AccountId(row.get("id")),
+fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account, LedgerError> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Account {
+        id: AccountId(row.try_get("id")?),
         // Kinds are written only by this module; an unknown one would be a bug, shown as external.
         kind: AccountKind::parse(&kind).unwrap_or(AccountKind::External),
-        balance: Money::from_cents(row.get("balance")),
-    }
+        // `try_get`: a balance that is not a whole number (a row written by hand, or an
+        // overflow on SQLite before the guard below existed) is an error, never a panic.
+        balance: Money::from_cents(row.try_get("balance")?),
+    })
 }
 
 /// The balance of an account; an unknown account is an error, not zero.
@@ -435,17 +441,33 @@ async fn post_new(conn: &mut AnyConnection, new: NewTransaction) -> Result<Poste
         if change.is_zero() {
             continue;
         }
+        let bounds = BalanceBounds::for_change(change).ok_or_else(|| LedgerError::Overflow {
+            account: account.clone(),
+        })?;
+        // Every condition compares the stored balance with bounds computed above, so nothing
+        // is added before the row is known to take the change: `balance + $1` runs only where
+        // it stays within BIGINT. (SQLite would silently turn an overflowing sum into a float,
+        // PostgreSQL would fail the statement with an untyped error.)
         let updated = sqlx::query(
             "UPDATE accounts SET balance = balance + $1
-             WHERE id = $2 AND (may_go_negative = 1 OR balance + $1 >= 0)",
+             WHERE id = $2 AND balance <= $3 AND balance >= $4
+               AND (may_go_negative = 1 OR balance >= $5)",
         )
         .bind(change.cents())
         .bind(account.as_str())
+        .bind(bounds.at_most)
+        .bind(bounds.at_least)
+        .bind(bounds.to_stay_non_negative)
         .execute(&mut *conn)
         .await?;
         if updated.rows_affected() == 0 {
             return Err(match find_account(conn, account).await? {
                 None => LedgerError::UnknownAccount(account.clone()),
+                Some(found) if found.balance.checked_add(change).is_err() => {
+                    LedgerError::Overflow {
+                        account: account.clone(),
+                    }
+                }
                 Some(found) => LedgerError::InsufficientFunds {
                     account: account.clone(),
                     balance: found.balance,
@@ -479,6 +501,30 @@ async fn post_new(conn: &mut AnyConnection, new: NewTransaction) -> Result<Poste
         created_at,
         postings: new.postings,
     }))
+}
+
+/// The balances an account may have before `change` is added to it, computed with checked
+/// arithmetic so that the `UPDATE` only compares and never overflows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BalanceBounds {
+    /// The largest balance that can take the change without passing `i64::MAX`.
+    at_most: i64,
+    /// The smallest balance that can take the change without passing `i64::MIN`.
+    at_least: i64,
+    /// The smallest balance an account that may not go negative needs for the change.
+    to_stay_non_negative: i64,
+}
+
+impl BalanceBounds {
+    /// `None` for a change no balance can take (`i64::MIN`, whose negation overflows).
+    fn for_change(change: Money) -> Option<BalanceBounds> {
+        let cents = change.cents();
+        Some(BalanceBounds {
+            at_most: i64::MAX.checked_sub(cents.max(0))?,
+            at_least: i64::MIN.checked_sub(cents.min(0))?,
+            to_stay_non_negative: cents.checked_neg()?,
+        })
+    }
 }
 
 fn check_balanced(postings: &[Posting]) -> Result<(), LedgerError> {
@@ -599,13 +645,14 @@ async fn postings_of(
     .bind(transaction_id)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Posting {
-            account: AccountId(row.get("account_id")),
-            amount: Money::from_cents(row.get("amount")),
+    rows.iter()
+        .map(|row| {
+            Ok(Posting {
+                account: AccountId(row.try_get("account_id")?),
+                amount: Money::from_cents(row.try_get("amount")?),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Every transaction that concerns a proposal, oldest first, with their postings.
@@ -703,7 +750,7 @@ pub async fn statement(
     let mut balance_after = account.balance.checked_sub(Money::from_cents(newer))?;
     let mut lines = Vec::with_capacity(rows.len());
     for row in rows {
-        let amount = Money::from_cents(row.get("amount"));
+        let amount = Money::from_cents(row.try_get("amount")?);
         lines.push(StatementLine {
             transaction_id: row.get("id"),
             created_at: row.get("created_at"),
@@ -721,4 +768,24 @@ pub async fn statement(
         per_page,
         total_lines,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balance_bounds_keep_every_sum_inside_i64() {
+        let up = BalanceBounds::for_change(Money::from_cents(100)).unwrap_or_else(|| panic!());
+        assert_eq!(up.at_most, i64::MAX - 100);
+        assert_eq!(up.at_least, i64::MIN);
+        assert_eq!(up.to_stay_non_negative, -100);
+        let down = BalanceBounds::for_change(Money::from_cents(-100)).unwrap_or_else(|| panic!());
+        assert_eq!(down.at_most, i64::MAX);
+        assert_eq!(down.at_least, i64::MIN + 100);
+        assert_eq!(down.to_stay_non_negative, 100);
+        let most = BalanceBounds::for_change(Money::MAX).unwrap_or_else(|| panic!());
+        assert_eq!((most.at_most, most.at_least), (0, i64::MIN));
+        assert_eq!(BalanceBounds::for_change(Money::from_cents(i64::MIN)), None);
+    }
 }

@@ -6,6 +6,8 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
+use crate::db::Backend;
+
 /// How many offending rows a check lists; the count is always complete.
 const EXAMPLES: i64 = 20;
 
@@ -16,11 +18,14 @@ pub struct Check {
     pub violations: i64,
     /// Up to [`EXAMPLES`] of them, described.
     pub examples: Vec<String>,
+    /// Why the check could not run at all (a row the database cannot sum, say); a check that
+    /// could not run has not passed.
+    pub error: Option<String>,
 }
 
 impl Check {
     pub fn passed(&self) -> bool {
-        self.violations == 0
+        self.violations == 0 && self.error.is_none()
     }
 }
 
@@ -38,7 +43,9 @@ impl Report {
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for check in &self.checks {
-            if check.passed() {
+            if let Some(error) = &check.error {
+                writeln!(f, "FAIL  {} (could not be checked: {error})", check.name)?;
+            } else if check.passed() {
                 writeln!(f, "ok    {}", check.name)?;
             } else {
                 writeln!(f, "FAIL  {} ({} violations)", check.name, check.violations)?;
@@ -156,34 +163,103 @@ const RULES: &[Rule] = &[
     },
 ];
 
+const WHOLE_CENTS: &str = "every balance and posting amount is a whole number of cents";
+
+/// The rule that every stored amount is an integer: what the other rules add up. Its SQL
+/// differs between the databases (see [`Backend::not_an_integer_sql`]).
+fn whole_cents_sql(backend: Backend) -> String {
+    format!(
+        "SELECT id AS subject, CAST(balance AS TEXT) AS detail
+            FROM accounts WHERE {}
+         UNION ALL
+         SELECT transaction_id || '/' || CAST(line AS TEXT) AS subject,
+                CAST(amount AS TEXT) AS detail
+            FROM ledger_postings WHERE {}",
+        backend.not_an_integer_sql("balance"),
+        backend.not_an_integer_sql("amount"),
+    )
+}
+
 /// Runs every check and reports each with its result.
+///
+/// A check that fails to run (a sum that overflows, a value of the wrong type) is reported as
+/// failed with the database's message, and the other checks still run: a damaged database is
+/// exactly when the report is needed.
 pub async fn run(conn: &mut AnyConnection) -> Result<Report, sqlx::Error> {
-    let mut checks = Vec::with_capacity(RULES.len());
+    let mut checks = Vec::with_capacity(RULES.len() + 1);
+    match Backend::of_connection(conn) {
+        Some(backend) => checks.push(check(conn, WHOLE_CENTS, &whole_cents_sql(backend)).await?),
+        None => checks.push(Check {
+            name: WHOLE_CENTS,
+            violations: 0,
+            examples: Vec::new(),
+            error: Some(format!("unknown database {}", conn.backend_name())),
+        }),
+    }
     for rule in RULES {
-        let count_sql = format!(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM ({}) violations",
-            rule.violations_sql
-        );
-        let violations: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
-            .fetch_one(&mut *conn)
-            .await?;
-        let mut examples = Vec::new();
-        if violations > 0 {
-            let sql = format!("{} LIMIT {EXAMPLES}", rule.violations_sql);
-            for row in sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&mut *conn)
-                .await?
-            {
-                let subject: String = row.get("subject");
-                let detail: i64 = row.get("detail");
-                examples.push(format!("{subject}: {detail}"));
-            }
-        }
-        checks.push(Check {
-            name: rule.name,
-            violations,
-            examples,
-        });
+        checks.push(check(conn, rule.name, rule.violations_sql).await?);
     }
     Ok(Report { checks })
+}
+
+/// Runs one rule in a savepoint of its own, so that a rule the database refuses to compute
+/// (PostgreSQL then aborts the transaction) leaves the connection usable for the next.
+async fn check(
+    conn: &mut AnyConnection,
+    name: &'static str,
+    violations_sql: &str,
+) -> Result<Check, sqlx::Error> {
+    let mut scope = sqlx::Connection::begin(&mut *conn).await?;
+    let outcome = count_and_describe(&mut scope, violations_sql).await;
+    scope.rollback().await?;
+    Ok(match outcome {
+        Ok((violations, examples)) => Check {
+            name,
+            violations,
+            examples,
+            error: None,
+        },
+        Err(error) => Check {
+            name,
+            violations: 0,
+            examples: Vec::new(),
+            error: Some(error.to_string()),
+        },
+    })
+}
+
+async fn count_and_describe(
+    conn: &mut AnyConnection,
+    violations_sql: &str,
+) -> Result<(i64, Vec<String>), sqlx::Error> {
+    let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM ({violations_sql}) violations");
+    let violations: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut examples = Vec::new();
+    if violations > 0 {
+        let sql = format!("{violations_sql} LIMIT {EXAMPLES}");
+        for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let subject: String = row.try_get("subject")?;
+            examples.push(format!("{subject}: {}", describe_detail(&row)));
+        }
+    }
+    Ok((violations, examples))
+}
+
+/// The detail column as text, whatever type the database gave it.
+fn describe_detail(row: &sqlx::any::AnyRow) -> String {
+    if let Ok(number) = row.try_get::<i64, _>("detail") {
+        return number.to_string();
+    }
+    if let Ok(text) = row.try_get::<String, _>("detail") {
+        return text;
+    }
+    match row.try_get::<f64, _>("detail") {
+        Ok(float) => float.to_string(),
+        Err(_) => "?".to_owned(),
+    }
 }

@@ -28,10 +28,20 @@
 //! `NtryRef`. Placeholders (`NONREF`, `NOTPROVIDED`) do not count, and a bank
 //! reference that occurs on more than one entry of the document is not used
 //! either, since it cannot tell those entries apart. Without a usable bank
-//! reference the entry gets `h:` followed by the SHA-256 (hex) of the
-//! statement's account IBAN and id, the entry's position in the statement,
-//! its amount, direction, date and remittance: parsing the same file again
-//! gives the same references.
+//! reference the entry gets a key from its own content: `c:` followed by the
+//! SHA-256 (hex) of the statement's account IBAN, the entry's booking date,
+//! value date, amount, direction, the counterparty's IBAN, the remittance
+//! (without whitespace, which banks place freely when they wrap lines) and the
+//! end-to-end id. The same booking thus gets the same key in every statement
+//! that shows it: an overlapping statement, a re-issued or a paginated one.
+//! Neither the statement's id nor the entry's position go in. Entries of one
+//! statement with identical content (the same payer paying the same amount
+//! with the same text twice a day) are told apart by their occurrence:
+//! `c:…`, `c:…#2`, `c:…#3`.
+//!
+//! [`Entry::previous_ref`] keeps the key earlier versions gave such an entry
+//! (`h:` and a hash that included the statement id and the position), so that
+//! a statement imported before still counts as known.
 //!
 //! # Batch bookings
 //!
@@ -94,10 +104,14 @@ pub struct Statement {
 /// booking (`Ntry/NtryDtls/TxDtls`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// The bank's reference for the booking, or a stable `h:` hash when the
-    /// bank gives none; `{ref}/{n}` (from 1) for the parts of a split batch.
+    /// The bank's reference for the booking, or a `c:` key from the entry's
+    /// content when the bank gives none; `{ref}/{n}` (from 1) for the parts of a split batch.
     /// See the module documentation.
     pub entry_ref: String,
+    /// For an entry keyed by its content: the `h:` key versions before gave
+    /// it, so that an entry imported under that key is recognised.
+    #[serde(default)]
+    pub previous_ref: Option<String>,
     /// The amount, never negative; the direction is in `credit`.
     pub amount: Money,
     /// `true` for money received (`CRDT`), `false` for money paid (`DBIT`).
@@ -732,7 +746,10 @@ fn normalize_iban(iban: &str) -> String {
 #[derive(Debug)]
 struct ParsedNtry {
     bank_ref: Option<String>,
-    hash_ref: String,
+    /// The key from the entry's content, before occurrences are counted.
+    content_ref: String,
+    /// The key versions before gave an entry without a bank reference.
+    legacy_ref: String,
     /// Whether the entry is a split batch, its parts referenced `{ref}/{n}`.
     split: bool,
     /// How many [`Entry`]s the `Ntry` gave.
@@ -811,7 +828,7 @@ fn read_ntry(
         all_refs.extend(tx.refs.iter().cloned());
     }
     let remittance = join_remittance(&all_unstructured, &all_refs);
-    let hash_ref = hash_ref(
+    let legacy_ref = legacy_hash_ref(
         account_iban.unwrap_or(""),
         statement_id,
         index,
@@ -824,17 +841,31 @@ fn read_ntry(
         &remittance,
     );
 
+    let end_to_end_id = common(txs.iter().map(|tx| tx.end_to_end_id.clone()));
+    let debtor_iban = common(txs.iter().map(|tx| tx.debtor_iban.clone()));
+    let content_ref = content_ref(&Content {
+        account_iban: account_iban.unwrap_or(""),
+        booking_date: booking_date.as_deref().unwrap_or(""),
+        value_date: value_date.as_deref().unwrap_or(""),
+        amount,
+        credit,
+        counterparty_iban: debtor_iban.as_deref().unwrap_or(""),
+        remittance: &remittance,
+        end_to_end_id: end_to_end_id.as_deref().unwrap_or(""),
+    });
+
     let template = Entry {
         entry_ref: String::new(),
+        previous_ref: None,
         amount,
         credit,
         booked,
         booking_date,
         value_date,
         remittance,
-        end_to_end_id: common(txs.iter().map(|tx| tx.end_to_end_id.clone())),
+        end_to_end_id,
         debtor_name: common(txs.iter().map(|tx| tx.debtor_name.clone())),
-        debtor_iban: common(txs.iter().map(|tx| tx.debtor_iban.clone())),
+        debtor_iban,
     };
     let split = txs.len() > 1 && parts_add_up(amount, credit, &txs);
     let before = out.len();
@@ -859,7 +890,8 @@ fn read_ntry(
     }
     Ok(ParsedNtry {
         bank_ref,
-        hash_ref,
+        content_ref,
+        legacy_ref,
         split,
         parts: out.len() - before,
     })
@@ -882,8 +914,51 @@ fn parts_add_up(amount: Money, credit: bool, txs: &[Tx]) -> bool {
     sum == signed(amount, credit)
 }
 
-/// `h:` and the SHA-256 (hex) of the length-prefixed fields.
-fn hash_ref(
+/// What identifies a booking without a bank reference, whichever statement
+/// shows it.
+struct Content<'a> {
+    account_iban: &'a str,
+    booking_date: &'a str,
+    value_date: &'a str,
+    amount: Money,
+    credit: bool,
+    counterparty_iban: &'a str,
+    remittance: &'a str,
+    end_to_end_id: &'a str,
+}
+
+/// `c:` and the SHA-256 (hex) of the length-prefixed content fields.
+fn content_ref(content: &Content<'_>) -> String {
+    let cents = content.amount.cents().to_string();
+    let remittance: String = content.remittance.split_whitespace().collect();
+    let fields = [
+        "camt053-entry-v2",
+        content.account_iban,
+        content.booking_date,
+        content.value_date,
+        &cents,
+        if content.credit { "CRDT" } else { "DBIT" },
+        content.counterparty_iban,
+        &remittance,
+        content.end_to_end_id,
+    ];
+    format!("c:{}", sha256_of(&fields))
+}
+
+/// The SHA-256 (hex) of the fields, each prefixed by its length so that no
+/// two different lists hash alike.
+fn sha256_of(fields: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for field in fields {
+        hasher.update((field.len() as u64).to_be_bytes());
+        hasher.update(field.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// The key of versions before: `h:` and the SHA-256 (hex) of the
+/// length-prefixed fields, which include the statement and the position.
+fn legacy_hash_ref(
     account_iban: &str,
     statement_id: &str,
     index: usize,
@@ -892,7 +967,6 @@ fn hash_ref(
     date: &str,
     remittance: &str,
 ) -> String {
-    let mut hasher = Sha256::new();
     let index = index.to_string();
     let cents = amount.cents().to_string();
     let fields = [
@@ -905,15 +979,12 @@ fn hash_ref(
         date,
         remittance,
     ];
-    for field in fields {
-        hasher.update((field.len() as u64).to_be_bytes());
-        hasher.update(field.as_bytes());
-    }
-    format!("h:{}", hex::encode(hasher.finalize()))
+    format!("h:{}", sha256_of(&fields))
 }
 
 /// Sets every entry's reference: the bank's if it is unique in the document,
-/// else the hash; `/{n}` appended for the parts of a split batch.
+/// else the content key (numbered from the second entry of the statement
+/// with the same content); `/{n}` appended for the parts of a split batch.
 fn assign_refs(statements: &mut [Statement], parsed: &[Vec<ParsedNtry>]) {
     let mut uses: HashMap<&str, usize> = HashMap::new();
     for ntry in parsed.iter().flatten() {
@@ -922,18 +993,33 @@ fn assign_refs(statements: &mut [Statement], parsed: &[Vec<ParsedNtry>]) {
         }
     }
     for (statement, parsed) in statements.iter_mut().zip(parsed) {
+        // Counted per statement: two statements in one file that overlap show
+        // the same booking, which must get the same key in both.
+        let mut occurrences: HashMap<&str, usize> = HashMap::new();
         let mut entries = statement.entries.iter_mut();
         for ntry in parsed {
-            let base = match &ntry.bank_ref {
-                Some(bank_ref) if uses.get(bank_ref.as_str()) == Some(&1) => bank_ref,
-                _ => &ntry.hash_ref,
+            let (base, previous) = match &ntry.bank_ref {
+                Some(bank_ref) if uses.get(bank_ref.as_str()) == Some(&1) => {
+                    (bank_ref.clone(), None)
+                }
+                _ => {
+                    let seen = occurrences.entry(ntry.content_ref.as_str()).or_default();
+                    *seen += 1;
+                    let key = match *seen {
+                        1 => ntry.content_ref.clone(),
+                        n => format!("{}#{n}", ntry.content_ref),
+                    };
+                    (key, Some(ntry.legacy_ref.as_str()))
+                }
             };
             if ntry.split {
                 for (n, entry) in entries.by_ref().take(ntry.parts).enumerate() {
                     entry.entry_ref = format!("{base}/{}", n + 1);
+                    entry.previous_ref = previous.map(|p| format!("{p}/{}", n + 1));
                 }
             } else if let Some(entry) = entries.next() {
-                entry.entry_ref.clone_from(base);
+                entry.entry_ref = base;
+                entry.previous_ref = previous.map(str::to_owned);
             }
         }
     }
@@ -1123,7 +1209,7 @@ mod tests {
         let xml = statement_without_refs();
         let first = parse(&xml).unwrap();
         let refs: Vec<_> = first[0].entries.iter().map(|e| &e.entry_ref).collect();
-        assert!(refs.iter().all(|r| r.starts_with("h:") && r.len() == 66));
+        assert!(refs.iter().all(|r| r.starts_with("c:") && r.len() == 66));
         assert_eq!(parse(&xml).unwrap(), first);
     }
 
@@ -1162,6 +1248,90 @@ mod tests {
     }
 
     #[test]
+    fn content_keys_ignore_statement_and_position_and_count_equal_entries() {
+        let shared = ntry(
+            "100.00",
+            "EUR",
+            "<NtryDtls><TxDtls><Refs><EndToEndId>E2E-1</EndToEndId></Refs>\
+             <RmtInf><Ustrd>Beitrag AM-7KX4-93QF</Ustrd></RmtInf></TxDtls></NtryDtls>",
+        );
+        let other = ntry("1.00", "EUR", "");
+        let first = only_entry(&document("02", &shared));
+        let overlapping = parse(
+            &document("08", &format!("{other}{shared}")).replace("<Id>S-1</Id>", "<Id>S-2</Id>"),
+        )
+        .unwrap();
+        assert!(first.entry_ref.starts_with("c:"), "{first:?}");
+        assert_eq!(overlapping[0].entries[1].entry_ref, first.entry_ref);
+        assert_ne!(overlapping[0].entries[0].entry_ref, first.entry_ref);
+        // The former key depended on the statement and the position.
+        assert_ne!(overlapping[0].entries[1].previous_ref, first.previous_ref);
+        assert!(first.previous_ref.as_deref().unwrap().starts_with("h:"));
+
+        // Whitespace where a bank wraps the purpose line does not change the key; the end-to-end
+        // id, the value date, the payer's IBAN and the amount do.
+        let wrapped = shared.replace("Beitrag AM-7KX4-93QF", "Beitrag AM-7KX4-\n 93QF");
+        assert_eq!(
+            only_entry(&document("02", &wrapped)).entry_ref,
+            first.entry_ref
+        );
+        for changed in [
+            shared.replace("E2E-1", "E2E-2"),
+            shared.replace("<ValDt><Dt>2024-05-02", "<ValDt><Dt>2024-05-03"),
+            shared.replace("100.00", "100.01"),
+            shared.replace(
+                "<RmtInf>",
+                "<RltdPties><DbtrAcct><Id><IBAN>DE89370400440532013000</IBAN></Id></DbtrAcct></RltdPties><RmtInf>",
+            ),
+        ] {
+            assert_ne!(
+                only_entry(&document("02", &changed)).entry_ref,
+                first.entry_ref,
+                "{changed}"
+            );
+        }
+
+        // Equal entries in one statement are numbered; in two statements of one file (an
+        // overlap) they are the same booking.
+        let twice = parse(&document("02", &format!("{shared}{other}{shared}"))).unwrap();
+        let refs: Vec<_> = twice[0]
+            .entries
+            .iter()
+            .map(|e| e.entry_ref.clone())
+            .collect();
+        assert_eq!(refs[0], first.entry_ref);
+        assert_eq!(refs[2], format!("{}#2", first.entry_ref));
+        let one = document("02", &shared);
+        let stmt_start = one.find("<Stmt>").unwrap();
+        let stmt_end = one.find("</Stmt>").unwrap() + "</Stmt>".len();
+        let two_statements = format!(
+            "{}{}{}",
+            &one[..stmt_end],
+            one[stmt_start..stmt_end].replace("<Id>S-1</Id>", "<Id>S-2</Id>"),
+            &one[stmt_end..]
+        );
+        let statements = parse(&two_statements).unwrap();
+        assert_eq!(statements.len(), 2);
+        assert_eq!(statements[0].entries[0].entry_ref, first.entry_ref);
+        assert_eq!(statements[1].entries[0].entry_ref, first.entry_ref);
+    }
+
+    #[test]
+    fn huge_amounts_are_read_exactly() {
+        for (text, expected) in [
+            ("92233720368547758.07", i64::MAX),
+            ("47000000000000000.00", 4_700_000_000_000_000_000),
+        ] {
+            let entry = only_entry(&document("02", &ntry(text, "EUR", "")));
+            assert_eq!(entry.amount, cents(expected), "{text}");
+        }
+        for text in ["92233720368547758.08", "4.7e16", "4.7E+16", "1e400"] {
+            let error = parse(&document("02", &ntry(text, "EUR", ""))).unwrap_err();
+            assert_eq!(error.message_key(), "camt.amount", "{text}");
+        }
+    }
+
+    #[test]
     fn refs_from_tx_details_entry_ref_and_placeholders() {
         let tx_ref = ntry(
             "1.00",
@@ -1185,7 +1355,7 @@ mod tests {
         assert!(
             only_entry(&document("02", &placeholder))
                 .entry_ref
-                .starts_with("h:")
+                .starts_with("c:")
         );
     }
 
@@ -1200,7 +1370,7 @@ mod tests {
             .iter()
             .map(|e| e.entry_ref.as_str())
             .collect();
-        assert!(refs[0].starts_with("h:") && refs[1].starts_with("h:"));
+        assert!(refs[0].starts_with("c:") && refs[1].starts_with("c:"));
         assert_ne!(refs[0], refs[1]);
         assert_eq!(refs[2], "OTHER");
     }

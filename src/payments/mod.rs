@@ -35,6 +35,8 @@ pub enum PaymentError {
     Statement { key: &'static str, detail: String },
     #[error("no such bank entry, or it is booked already")]
     UnknownEntry,
+    #[error("the amount is above the plausibility limit of {max:?} and is not booked")]
+    ImplausibleAmount { max: Money },
     #[error(transparent)]
     Money(#[from] MoneyError),
     #[error(transparent)]
@@ -814,24 +816,105 @@ async fn resolve(
     find_where(conn, "p.stripe_session_id", session_id).await
 }
 
+/// Why a credit of a bank statement waits for the treasurer instead of being booked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attention {
+    /// The purpose line carries no payment reference.
+    NoReference,
+    /// It carries a reference no payment has.
+    UnknownReference,
+    /// The payment is paid, failed or cancelled already.
+    PaymentNotOpen,
+    /// More than `max_amount`: a real member payment is never that large, so the file (or the
+    /// bank) is wrong. Never booked automatically, and not assignable by hand either.
+    ImplausibleAmount,
+    /// The ledger refused the booking (a balance would leave its range).
+    Refused,
+}
+
+impl Attention {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attention::NoReference => "no_reference",
+            Attention::UnknownReference => "unknown_reference",
+            Attention::PaymentNotOpen => "payment_not_open",
+            Attention::ImplausibleAmount => "implausible_amount",
+            Attention::Refused => "refused",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Attention> {
+        [
+            Attention::NoReference,
+            Attention::UnknownReference,
+            Attention::PaymentNotOpen,
+            Attention::ImplausibleAmount,
+            Attention::Refused,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
+    }
+}
+
+/// What an import did with one credit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "reason")]
+pub enum EntryOutcome {
+    /// Booked now for the payment whose reference it carries.
+    Booked,
+    /// Seen in an earlier import (the same statement again, an overlapping or re-issued one):
+    /// nothing done.
+    Known,
+    /// Listed for the treasurer, not booked.
+    Attention(Attention),
+}
+
+/// One credit of an imported statement and what became of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportedEntry {
+    /// The bank's id of the statement that showed it.
+    pub statement: String,
+    pub entry_ref: String,
+    pub amount: Money,
+    pub booking_date: Option<String>,
+    pub debtor_name: Option<String>,
+    pub remittance: String,
+    pub outcome: EntryOutcome,
+    /// The payment it was booked for.
+    pub payment_reference: Option<String>,
+}
+
 /// What importing a statement did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ImportReport {
     pub statements: usize,
+    /// Credits the bank has booked (pending ones and debits are not imported).
     pub credits: usize,
+    /// Booked now.
     pub matched: usize,
+    /// Left for the treasurer.
     pub unmatched: usize,
     /// Entries seen before (the same statement, or an overlapping one).
     pub already_imported: usize,
+    /// Every booked credit of the file, in the file's order, with its outcome.
+    pub entries: Vec<ImportedEntry>,
 }
 
 /// Imports a camt.053 statement: each credit entry whose purpose line carries an open payment's
-/// reference is booked for it; the rest is listed for the treasurer. Entries are keyed by the
-/// bank's reference, so importing the same statement again books nothing.
+/// reference is booked for it; the rest is listed for the treasurer.
+///
+/// De-duplication is per entry, never per statement: a statement imported again, a re-issued
+/// or paginated one under a known id, and overlapping statements book every credit once, and a
+/// credit that is new is booked (or listed) whatever statement shows it. Entries are keyed by
+/// the bank's reference, or by their content where the bank gives none (see
+/// [`camt053::Entry::entry_ref`]). Credits above `max_amount` are listed as needing attention
+/// and never booked automatically.
 pub async fn import_statement(
     conn: &mut AnyConnection,
     principal: &Principal,
     xml: &str,
+    max_amount: Money,
 ) -> Result<ImportReport, PaymentError> {
     authorize(principal, Action::ManagePayments)?;
     let statements = camt053::parse(xml).map_err(|error| PaymentError::Statement {
@@ -842,111 +925,208 @@ pub async fn import_statement(
     let actor = principal.actor();
     for statement in statements {
         report.statements += 1;
-        let statement_id = new_id();
         let statement_ref = format!(
             "{}:{}",
             statement.account_iban.clone().unwrap_or_default(),
             statement.id
         );
-        let inserted = sqlx::query(
+        // One row per statement id; a statement seen before keeps its row and gets what is new.
+        sqlx::query(
             "INSERT INTO bank_statements (id, statement_ref, imported_by, imported_at, entries, matched)
              VALUES ($1, $2, $3, $4, 0, 0) ON CONFLICT (statement_ref) DO NOTHING",
         )
-        .bind(&statement_id)
+        .bind(new_id())
         .bind(&statement_ref)
         .bind(actor.as_str())
         .bind(now_ms())
         .execute(&mut *conn)
         .await?;
-        if inserted.rows_affected() == 0 {
-            report.already_imported += statement.entries.iter().filter(|e| e.credit).count();
-            continue;
-        }
+        let statement_id: String =
+            sqlx::query_scalar("SELECT id FROM bank_statements WHERE statement_ref = $1")
+                .bind(&statement_ref)
+                .fetch_one(&mut *conn)
+                .await?;
         let mut matched: i64 = 0;
         let mut credits: i64 = 0;
+        let mut known: i64 = 0;
         for entry in statement.entries.iter().filter(|e| e.credit && e.booked) {
-            credits += 1;
             report.credits += 1;
-            let new_entry = sqlx::query(
-                "INSERT INTO bank_entries (entry_ref, statement_id, amount, booking_date, remittance,
-                                           debtor_name, debtor_iban, status, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'unmatched', $8)
-                 ON CONFLICT (entry_ref) DO NOTHING",
-            )
-            .bind(&entry.entry_ref)
-            .bind(&statement_id)
-            .bind(entry.amount.cents())
-            .bind(entry.booking_date.as_deref())
-            .bind(&entry.remittance)
-            .bind(entry.debtor_name.as_deref())
-            .bind(entry.debtor_iban.as_deref())
-            .bind(now_ms())
-            .execute(&mut *conn)
-            .await?;
-            if new_entry.rows_affected() == 0 {
-                report.already_imported += 1;
-                continue;
-            }
-            let payment = match find_reference(&entry.remittance) {
-                Some(reference) => find_where(conn, "p.reference", &reference).await?,
-                None => None,
-            };
-            let booked = match payment {
-                Some(payment) => {
-                    let payment = lock(conn, &payment.id).await?;
-                    is_open(&payment.status)
-                        && book_receipt(
-                            conn,
-                            &payment,
-                            entry.amount,
-                            "bank_statement",
-                            &entry.entry_ref,
-                            &actor,
-                        )
-                        .await?
-                        && {
-                            sqlx::query("UPDATE bank_entries SET payment_id = $1, status = 'matched' WHERE entry_ref = $2")
-                                .bind(&payment.id)
-                                .bind(&entry.entry_ref)
-                                .execute(&mut *conn)
-                                .await?;
-                            true
-                        }
+            let (outcome, payment_reference) =
+                import_entry(conn, &statement_id, entry, max_amount, &actor).await?;
+            match outcome {
+                EntryOutcome::Booked => {
+                    credits += 1;
+                    matched += 1;
+                    report.matched += 1;
                 }
-                None => false,
-            };
-            if booked {
-                matched += 1;
-                report.matched += 1;
-            } else {
-                report.unmatched += 1;
+                EntryOutcome::Known => {
+                    known += 1;
+                    report.already_imported += 1;
+                }
+                EntryOutcome::Attention(_) => {
+                    credits += 1;
+                    report.unmatched += 1;
+                }
             }
+            report.entries.push(ImportedEntry {
+                statement: statement.id.clone(),
+                entry_ref: entry.entry_ref.clone(),
+                amount: entry.amount,
+                booking_date: entry.booking_date.clone(),
+                debtor_name: entry.debtor_name.clone(),
+                remittance: entry.remittance.clone(),
+                outcome,
+                payment_reference,
+            });
         }
-        sqlx::query("UPDATE bank_statements SET entries = $1, matched = $2 WHERE id = $3")
-            .bind(credits)
-            .bind(matched)
-            .bind(&statement_id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE bank_statements SET entries = entries + $1, matched = matched + $2 WHERE id = $3",
+        )
+        .bind(credits)
+        .bind(matched)
+        .bind(&statement_id)
+        .execute(&mut *conn)
+        .await?;
         audit::record(
             conn,
             &actor,
             "payment.statement_imported",
             &statement_id,
             None,
-            serde_json::json!({ "statement": statement.id, "credits": credits, "matched": matched }),
+            serde_json::json!({
+                "statement": statement.id, "credits": credits, "matched": matched, "known": known,
+            }),
         )
         .await?;
     }
     Ok(report)
 }
 
-/// The treasurer books an unmatched bank entry for the payment with the given reference.
+/// Imports one booked credit: known already, booked for its payment, or kept for the
+/// treasurer with the reason. Returns the outcome and the reference of the payment booked.
+async fn import_entry(
+    conn: &mut AnyConnection,
+    statement_id: &str,
+    entry: &camt053::Entry,
+    max_amount: Money,
+    actor: &Actor,
+) -> Result<(EntryOutcome, Option<String>), PaymentError> {
+    // Imported before under the key earlier versions gave entries without a bank reference.
+    if let Some(previous) = &entry.previous_ref {
+        let seen: Option<String> =
+            sqlx::query_scalar("SELECT entry_ref FROM bank_entries WHERE entry_ref = $1")
+                .bind(previous)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if seen.is_some() {
+            return Ok((EntryOutcome::Known, None));
+        }
+    }
+    let new_entry = sqlx::query(
+        "INSERT INTO bank_entries (entry_ref, statement_id, amount, booking_date, remittance,
+                                   debtor_name, debtor_iban, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'unmatched', $8)
+         ON CONFLICT (entry_ref) DO NOTHING",
+    )
+    .bind(&entry.entry_ref)
+    .bind(statement_id)
+    .bind(entry.amount.cents())
+    .bind(entry.booking_date.as_deref())
+    .bind(&entry.remittance)
+    .bind(entry.debtor_name.as_deref())
+    .bind(entry.debtor_iban.as_deref())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    if new_entry.rows_affected() == 0 {
+        return Ok((EntryOutcome::Known, None));
+    }
+    let (attention, reference) = book_entry(conn, entry, max_amount, actor).await?;
+    match attention {
+        None => Ok((EntryOutcome::Booked, reference)),
+        Some(attention) => {
+            sqlx::query("UPDATE bank_entries SET attention = $1 WHERE entry_ref = $2")
+                .bind(attention.as_str())
+                .bind(&entry.entry_ref)
+                .execute(&mut *conn)
+                .await?;
+            Ok((EntryOutcome::Attention(attention), None))
+        }
+    }
+}
+
+/// Books a new credit for the open payment whose reference it carries; `Some(reason)` when it
+/// cannot. A booking the ledger refuses leaves nothing behind (a savepoint) and the entry is
+/// listed instead, so one bad entry never stops the rest of the file.
+async fn book_entry(
+    conn: &mut AnyConnection,
+    entry: &camt053::Entry,
+    max_amount: Money,
+    actor: &Actor,
+) -> Result<(Option<Attention>, Option<String>), PaymentError> {
+    if entry.amount > max_amount {
+        return Ok((Some(Attention::ImplausibleAmount), None));
+    }
+    let Some(reference) = find_reference(&entry.remittance) else {
+        return Ok((Some(Attention::NoReference), None));
+    };
+    let Some(payment) = find_where(conn, "p.reference", &reference).await? else {
+        return Ok((Some(Attention::UnknownReference), None));
+    };
+    let payment = lock(conn, &payment.id).await?;
+    if !is_open(&payment.status) {
+        return Ok((Some(Attention::PaymentNotOpen), None));
+    }
+    let mut scope = sqlx::Connection::begin(&mut *conn).await?;
+    let booked = book_receipt(
+        &mut scope,
+        &payment,
+        entry.amount,
+        "bank_statement",
+        &entry.entry_ref,
+        actor,
+    )
+    .await;
+    match booked {
+        Ok(_) => {
+            sqlx::query(
+                "UPDATE bank_entries SET payment_id = $1, status = 'matched' WHERE entry_ref = $2",
+            )
+            .bind(&payment.id)
+            .bind(&entry.entry_ref)
+            .execute(&mut *scope)
+            .await?;
+            scope.commit().await?;
+            Ok((None, Some(payment.reference)))
+        }
+        Err(error) if is_refusal(&error) => {
+            scope.rollback().await?;
+            tracing::warn!(entry = %entry.entry_ref, %error, "bank entry not booked");
+            Ok((Some(Attention::Refused), None))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// A booking refused by a money rule (as opposed to a failing database).
+fn is_refusal(error: &PaymentError) -> bool {
+    match error {
+        PaymentError::Money(_) => true,
+        PaymentError::Ledger(LedgerError::Db(_)) => false,
+        PaymentError::Ledger(_) => true,
+        _ => false,
+    }
+}
+
+/// The treasurer books an unmatched bank entry for the payment with the given reference. An
+/// entry above `max_amount` is refused here too: like a confirmation by hand, no single booking
+/// may be larger than a form may ask for.
 pub async fn assign_entry(
     conn: &mut AnyConnection,
     principal: &Principal,
     entry_ref: &str,
     reference: &str,
+    max_amount: Money,
 ) -> Result<Payment, PaymentError> {
     authorize(principal, Action::ManagePayments)?;
     let row = sqlx::query(
@@ -956,7 +1136,10 @@ pub async fn assign_entry(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(PaymentError::UnknownEntry)?;
-    let amount = Money::from_cents(row.get("amount"));
+    let amount = Money::from_cents(row.try_get("amount")?);
+    if amount > max_amount {
+        return Err(PaymentError::ImplausibleAmount { max: max_amount });
+    }
     let reference = find_reference(reference).ok_or_else(|| {
         let mut errors = FieldErrors::new();
         errors.insert("reference", "payment.reference_unknown");
@@ -1006,6 +1189,10 @@ pub struct BankEntry {
     pub booking_date: Option<String>,
     pub remittance: String,
     pub debtor_name: Option<String>,
+    /// Why it was not booked; `None` for entries imported before reasons were kept.
+    pub attention: Option<Attention>,
+    /// Whether the treasurer may book it by hand: not above the plausibility limit.
+    pub assignable: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -1030,6 +1217,7 @@ pub struct Worklist {
 pub async fn worklist(
     conn: &mut AnyConnection,
     principal: &Principal,
+    max_amount: Money,
 ) -> Result<Worklist, PaymentError> {
     authorize(principal, Action::ViewShortfalls)?;
     let sql = format!(
@@ -1042,20 +1230,26 @@ pub async fn worklist(
         .map(payment_from_row)
         .collect();
     let unmatched = sqlx::query(
-        "SELECT entry_ref, amount, booking_date, remittance, debtor_name FROM bank_entries
-         WHERE status = 'unmatched' ORDER BY created_at, entry_ref",
+        "SELECT entry_ref, amount, booking_date, remittance, debtor_name, attention
+         FROM bank_entries WHERE status = 'unmatched' ORDER BY created_at, entry_ref",
     )
     .fetch_all(&mut *conn)
     .await?
     .iter()
-    .map(|row| BankEntry {
-        entry_ref: row.get("entry_ref"),
-        amount: Money::from_cents(row.get("amount")),
-        booking_date: row.get("booking_date"),
-        remittance: row.get("remittance"),
-        debtor_name: row.get("debtor_name"),
+    .map(|row| {
+        let amount = Money::from_cents(row.try_get("amount")?);
+        let attention: Option<String> = row.try_get("attention")?;
+        Ok(BankEntry {
+            entry_ref: row.try_get("entry_ref")?,
+            amount,
+            booking_date: row.try_get("booking_date")?,
+            remittance: row.try_get("remittance")?,
+            debtor_name: row.try_get("debtor_name")?,
+            attention: attention.as_deref().and_then(Attention::parse),
+            assignable: amount <= max_amount,
+        })
     })
-    .collect();
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
     let shortfalls = sqlx::query(
         "SELECT s.payment_id, o.legal_name, p.reference, s.amount, s.reason, s.created_at
          FROM payment_shortfalls s JOIN payments p ON p.id = s.payment_id

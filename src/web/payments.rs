@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::forms::{errors, invalid, see_other};
 use super::{AppError, AppState, Ctx, value};
 use crate::authz::{Action, authorize};
+use crate::ledger::LedgerError;
 use crate::members::{self, Organisation, membership};
 use crate::payments::{self, Method, PaymentError, Purpose, stripe};
 use crate::people::{FieldErrors, new_token};
@@ -46,6 +47,15 @@ impl From<PaymentError> for AppError {
             PaymentError::NotMember => AppError::conflict("payment.not_member"),
             PaymentError::Invalid(_) => AppError::bad_request("error.bad_request"),
             PaymentError::Statement { .. } => AppError::bad_request("camt.not_camt053"),
+            PaymentError::ImplausibleAmount { .. } => {
+                AppError::conflict("hardening.bank.implausible_amount")
+            }
+            // A balance or a payment's sum that would leave the range of whole cents: the
+            // input is wrong, and nothing was booked.
+            PaymentError::Money(_)
+            | PaymentError::Ledger(LedgerError::Overflow { .. } | LedgerError::Money(_)) => {
+                AppError::conflict("hardening.bank.out_of_range")
+            }
             other => AppError::internal(other),
         }
     }
@@ -274,7 +284,7 @@ async fn worklist_page(
     import_error: Option<String>,
 ) -> Result<Html<String>, AppError> {
     let mut conn = state.db.pool().acquire().await?;
-    let worklist = payments::worklist(&mut conn, &ctx.principal).await?;
+    let worklist = payments::worklist(&mut conn, &ctx.principal, state.config.max_amount).await?;
     drop(conn);
     state.render(
         ctx,
@@ -352,7 +362,7 @@ async fn import_statement(
         }
     }
     let mut tx = state.db.begin().await?;
-    match payments::import_statement(&mut tx, &ctx.principal, &xml).await {
+    match payments::import_statement(&mut tx, &ctx.principal, &xml, state.config.max_amount).await {
         Ok(report) => {
             tx.commit().await?;
             Ok(worklist_page(&state, &ctx, Some(report), None)
@@ -383,7 +393,15 @@ async fn assign_entry(
     Form(form): Form<AssignForm>,
 ) -> Result<Response, AppError> {
     let mut tx = state.db.begin().await?;
-    match payments::assign_entry(&mut tx, &ctx.principal, &entry_ref, &form.reference).await {
+    match payments::assign_entry(
+        &mut tx,
+        &ctx.principal,
+        &entry_ref,
+        &form.reference,
+        state.config.max_amount,
+    )
+    .await
+    {
         Ok(_) => {}
         Err(PaymentError::Invalid(_)) => {
             return Err(AppError::bad_request("payment.reference_unknown"));

@@ -1,0 +1,11 @@
+-- Why a credit of an imported bank statement waits for the treasurer (issue #20, items 1, 18
+-- and 19). Until now an unmatched entry only said "unmatched"; an entry can now also be held
+-- back on purpose, e.g. an amount above the plausibility limit that must never be booked
+-- automatically, and the treasurer's list says which.
+--   no_reference        the purpose line carries no payment reference
+--   unknown_reference   it carries one that no payment has
+--   payment_not_open    the payment is paid, failed or cancelled already
+--   implausible_amount  above `max_amount`: never booked automatically, nor assigned by hand
+--   refused             the ledger refused the booking (a balance would leave its range)
+-- NULL for entries imported before this migration and for matched ones.
+ALTER TABLE bank_entries ADD COLUMN attention TEXT;
