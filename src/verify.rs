@@ -185,5 +185,75 @@ pub async fn run(conn: &mut AnyConnection) -> Result<Report, sqlx::Error> {
             examples,
         });
     }
+    checks.extend(stripe_transfer_checks(conn).await?);
     Ok(Report { checks })
+}
+
+/// What Stripe actually transferred (`stripe_transfers`, every transfer Stripe confirmed)
+/// against the payouts and releases: a maintainer paid twice shows up here even when the
+/// ledger balances.
+const STRIPE_TRANSFER_RULES: &[Rule] = &[
+    Rule {
+        name: "each payout has at most one executed Stripe transfer",
+        violations_sql: "SELECT payout_id AS subject, CAST(COUNT(*) AS BIGINT) AS detail
+            FROM stripe_transfers
+            GROUP BY payout_id
+            HAVING COUNT(*) > 1",
+    },
+    Rule {
+        name: "every Stripe transfer is of its payout's amount",
+        violations_sql: "SELECT st.id AS subject, CAST(st.amount - po.amount AS BIGINT) AS detail
+            FROM stripe_transfers st
+            JOIN payouts po ON po.id = st.payout_id
+            WHERE st.amount <> po.amount",
+    },
+    Rule {
+        name: "every Stripe transfer paid a payout booked as paid",
+        violations_sql: "SELECT st.id AS subject, CAST(st.amount AS BIGINT) AS detail
+            FROM stripe_transfers st
+            JOIN payouts po ON po.id = st.payout_id
+            WHERE po.status <> 'paid' OR po.method <> 'stripe'",
+    },
+    Rule {
+        name: "no project received more by Stripe than its releases less fees",
+        violations_sql: "SELECT t.project_id AS subject,
+                CAST(t.total - COALESCE(r.net, 0) AS BIGINT) AS detail
+            FROM (SELECT project_id, SUM(amount) AS total
+                  FROM stripe_transfers GROUP BY project_id) t
+            LEFT JOIN (SELECT project_id, SUM(amount - fee) AS net
+                       FROM releases GROUP BY project_id) r ON r.project_id = t.project_id
+            WHERE t.total > COALESCE(r.net, 0)",
+    },
+];
+
+/// The checks of [`STRIPE_TRANSFER_RULES`], run like the others.
+async fn stripe_transfer_checks(conn: &mut AnyConnection) -> Result<Vec<Check>, sqlx::Error> {
+    let mut checks = Vec::with_capacity(STRIPE_TRANSFER_RULES.len());
+    for rule in STRIPE_TRANSFER_RULES {
+        let count_sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM ({}) violations",
+            rule.violations_sql
+        );
+        let violations: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut examples = Vec::new();
+        if violations > 0 {
+            let sql = format!("{} LIMIT {EXAMPLES}", rule.violations_sql);
+            for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *conn)
+                .await?
+            {
+                let subject: String = row.get("subject");
+                let detail: i64 = row.get("detail");
+                examples.push(format!("{subject}: {detail}"));
+            }
+        }
+        checks.push(Check {
+            name: rule.name,
+            violations,
+            examples,
+        });
+    }
+    Ok(checks)
 }
