@@ -596,10 +596,12 @@ async fn lock_intent(conn: &mut AnyConnection, intent: &str) -> Result<(), sqlx:
     .bind(intent)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE stripe_intent_locks SET payment_intent = payment_intent WHERE payment_intent = $1")
-        .bind(intent)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE stripe_intent_locks SET payment_intent = payment_intent WHERE payment_intent = $1",
+    )
+    .bind(intent)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

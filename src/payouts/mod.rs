@@ -509,7 +509,8 @@ async fn claim_stripe_payout(
     }
     let in_doubt = match payout.transfer_started_at {
         Some(started)
-            if payout.status == "pending" && now.saturating_sub(started) < TRANSFER_IN_FLIGHT_MS =>
+            if payout.status == "pending"
+                && now.saturating_sub(started) < TRANSFER_IN_FLIGHT_MS =>
         {
             return Err(PayoutError::TransferUnderWay);
         }

@@ -965,7 +965,10 @@ async fn a_refund_or_dispute_before_the_completion_is_applied_when_the_payment_c
         let intent = format!("pi_early_{n}");
         let taken = send_event(&org.app, &format!("evt_e{n}_1"), kind, object(&intent)).await;
         assert_eq!(taken.status(), 200, "parked, not lost");
-        assert_eq!(wallet_and_refunded(&org, &early).await, (expected_wallet, 0));
+        assert_eq!(
+            wallet_and_refunded(&org, &early).await,
+            (expected_wallet, 0)
+        );
         let completed = send_event(
             &org.app,
             &format!("evt_e{n}_2"),

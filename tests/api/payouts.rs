@@ -349,16 +349,17 @@ async fn a_stripe_5xx_keeps_the_key_so_the_retry_pays_once() {
         posts[1].field("transfer_group"),
         Some(format!("payout:{payout}").as_str())
     );
-    assert_eq!(
-        posts[1].field("metadata[payout_id]"),
-        Some(payout.as_str())
-    );
+    assert_eq!(posts[1].field("metadata[payout_id]"), Some(payout.as_str()));
     assert_eq!(
         transfer_lookups(&stripe),
         1,
         "Stripe is asked before the retry"
     );
-    assert_eq!(stripe.transfers().len(), 1, "exactly one transfer at Stripe");
+    assert_eq!(
+        stripe.transfers().len(),
+        1,
+        "exactly one transfer at Stripe"
+    );
     let recorded = recorded_transfers(&stage).await;
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].1, payout);
@@ -606,7 +607,8 @@ async fn a_transfer_for_a_payout_no_longer_under_way_is_recorded_shown_and_a_dou
     assert_eq!(stripe.transfers().len(), 2);
     let failed = failed_checks(&stage).await;
     assert!(
-        failed.contains(&"no project received more by Stripe than its releases less fees".to_owned()),
+        failed
+            .contains(&"no project received more by Stripe than its releases less fees".to_owned()),
         "{failed:?}"
     );
 }
@@ -641,7 +643,8 @@ async fn two_transfers_for_one_payout_are_reported_by_verify() {
         "{failed:?}"
     );
     assert!(
-        failed.contains(&"no project received more by Stripe than its releases less fees".to_owned()),
+        failed
+            .contains(&"no project received more by Stripe than its releases less fees".to_owned()),
         "{failed:?}"
     );
     let page = karl.page("/treasurer/payouts").await;
