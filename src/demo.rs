@@ -905,7 +905,14 @@ impl Demo<'_> {
             self.conn,
             &treasurer,
             &stripe.id,
-            Ok("tr_1DemoTransferRatsinfo".into()),
+            payouts::TransferOutcome::Confirmed {
+                transfer: crate::payments::stripe::Transfer {
+                    id: "tr_1DemoTransferRatsinfo".into(),
+                    amount: stripe.amount,
+                    destination: "acct_1DemoRatsinfoOffen".into(),
+                },
+                idempotency_key: format!("payout:{}:0", stripe.id),
+            },
             at,
         )
         .await?;

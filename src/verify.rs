@@ -186,7 +186,7 @@ fn whole_cents_sql(backend: Backend) -> String {
 /// failed with the database's message, and the other checks still run: a damaged database is
 /// exactly when the report is needed.
 pub async fn run(conn: &mut AnyConnection) -> Result<Report, sqlx::Error> {
-    let mut checks = Vec::with_capacity(RULES.len() + 1);
+    let mut checks = Vec::with_capacity(RULES.len() + STRIPE_TRANSFER_RULES.len() + 1);
     match Backend::of_connection(conn) {
         Some(backend) => checks.push(check(conn, WHOLE_CENTS, &whole_cents_sql(backend)).await?),
         None => checks.push(Check {
@@ -197,6 +197,9 @@ pub async fn run(conn: &mut AnyConnection) -> Result<Report, sqlx::Error> {
         }),
     }
     for rule in RULES {
+        checks.push(check(conn, rule.name, rule.violations_sql).await?);
+    }
+    for rule in STRIPE_TRANSFER_RULES {
         checks.push(check(conn, rule.name, rule.violations_sql).await?);
     }
     Ok(Report { checks })
@@ -263,3 +266,40 @@ fn describe_detail(row: &sqlx::any::AnyRow) -> String {
         Err(_) => "?".to_owned(),
     }
 }
+
+/// What Stripe actually transferred (`stripe_transfers`, every transfer Stripe confirmed)
+/// against the payouts and releases: a maintainer paid twice shows up here even when the
+/// ledger balances.
+const STRIPE_TRANSFER_RULES: &[Rule] = &[
+    Rule {
+        name: "each payout has at most one executed Stripe transfer",
+        violations_sql: "SELECT payout_id AS subject, CAST(COUNT(*) AS BIGINT) AS detail
+            FROM stripe_transfers
+            GROUP BY payout_id
+            HAVING COUNT(*) > 1",
+    },
+    Rule {
+        name: "every Stripe transfer is of its payout's amount",
+        violations_sql: "SELECT st.id AS subject, CAST(st.amount - po.amount AS BIGINT) AS detail
+            FROM stripe_transfers st
+            JOIN payouts po ON po.id = st.payout_id
+            WHERE st.amount <> po.amount",
+    },
+    Rule {
+        name: "every Stripe transfer paid a payout booked as paid",
+        violations_sql: "SELECT st.id AS subject, CAST(st.amount AS BIGINT) AS detail
+            FROM stripe_transfers st
+            JOIN payouts po ON po.id = st.payout_id
+            WHERE po.status <> 'paid' OR po.method <> 'stripe'",
+    },
+    Rule {
+        name: "no project received more by Stripe than its releases less fees",
+        violations_sql: "SELECT t.project_id AS subject,
+                CAST(t.total - COALESCE(r.net, 0) AS BIGINT) AS detail
+            FROM (SELECT project_id, SUM(amount) AS total
+                  FROM stripe_transfers GROUP BY project_id) t
+            LEFT JOIN (SELECT project_id, SUM(amount - fee) AS net
+                       FROM releases GROUP BY project_id) r ON r.project_id = t.project_id
+            WHERE t.total > COALESCE(r.net, 0)",
+    },
+];

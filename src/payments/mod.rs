@@ -560,12 +560,14 @@ pub async fn confirm(
 
 /// Books what Stripe reports as paid for a payment, unless it is booked already: the full
 /// open amount, keyed by the Checkout Session, so `checkout.session.completed` and
-/// `async_payment_succeeded` of the same session book it once.
+/// `async_payment_succeeded` of the same session book it once. Then applies the refunds and
+/// disputes of its payment intent that arrived before it (parked until now).
 async fn settle_from_stripe(
     conn: &mut AnyConnection,
     payment_id: &str,
     session_id: &str,
     payment_intent: Option<&str>,
+    now: i64,
 ) -> Result<(), PaymentError> {
     let payment = lock(conn, payment_id).await?;
     if let Some(intent) = payment_intent {
@@ -575,12 +577,145 @@ async fn settle_from_stripe(
             .execute(&mut *conn)
             .await?;
     }
-    if !is_open(&payment.status) {
-        return Ok(());
+    if is_open(&payment.status) {
+        let open = payment.amount.checked_sub(payment.received)?;
+        if open.is_positive() {
+            book_receipt(conn, &payment, open, "stripe", session_id, &Actor::system()).await?;
+        }
     }
-    let open = payment.amount.checked_sub(payment.received)?;
-    if open.is_positive() {
-        book_receipt(conn, &payment, open, "stripe", session_id, &Actor::system()).await?;
+    if let Some(intent) = payment_intent {
+        apply_parked(conn, payment_id, intent, now).await?;
+    }
+    Ok(())
+}
+
+/// Locks a payment intent for the rest of the transaction (see `stripe_intent_locks`): a
+/// completion and a refund or dispute of the same intent are handled one after the other.
+async fn lock_intent(conn: &mut AnyConnection, intent: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO stripe_intent_locks (payment_intent) VALUES ($1) ON CONFLICT (payment_intent) DO NOTHING",
+    )
+    .bind(intent)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE stripe_intent_locks SET payment_intent = payment_intent WHERE payment_intent = $1",
+    )
+    .bind(intent)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A refund or a dispute, as Stripe reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TakeBack {
+    /// `amount` is what was refunded so far in all.
+    Refunded,
+    Disputed,
+}
+
+impl TakeBack {
+    fn as_str(self) -> &'static str {
+        match self {
+            TakeBack::Refunded => "refunded",
+            TakeBack::Disputed => "disputed",
+        }
+    }
+
+    fn parse(text: &str) -> Option<TakeBack> {
+        match text {
+            "refunded" => Some(TakeBack::Refunded),
+            "disputed" => Some(TakeBack::Disputed),
+            _ => None,
+        }
+    }
+}
+
+/// Takes back what a refund or a dispute took, from a payment whose completion Stripe has
+/// reported.
+async fn apply_take_back(
+    conn: &mut AnyConnection,
+    payment_id: &str,
+    kind: TakeBack,
+    amount: Money,
+    event_id: &str,
+) -> Result<(), PaymentError> {
+    let payment = lock(conn, payment_id).await?;
+    let amount = match kind {
+        // Stripe reports the refunds so far; take back what is new.
+        TakeBack::Refunded => amount.checked_sub(payment.refunded)?,
+        TakeBack::Disputed => amount,
+    };
+    take_back(conn, &payment, amount, kind.as_str(), event_id).await
+}
+
+/// A refund or dispute of a payment intent: taken back at once when the payment's completion
+/// is known, else parked (answered 200, nothing depends on Stripe sending it again) and applied
+/// by the completion.
+async fn refund_or_dispute(
+    conn: &mut AnyConnection,
+    event: &stripe::WebhookEvent,
+    intent: &str,
+    kind: TakeBack,
+    amount: Money,
+    now: i64,
+) -> Result<(), PaymentError> {
+    lock_intent(conn, intent).await?;
+    let payment = find_where(conn, "p.stripe_payment_intent", intent).await?;
+    // Known with its intent and no longer waiting for Stripe: the completion has been handled
+    // (a payment still `processing` is a SEPA debit whose money has not arrived yet).
+    let completed = payment
+        .as_ref()
+        .is_some_and(|p| !matches!(p.status.as_str(), "pending" | "processing"));
+    if let (Some(payment), true) = (payment, completed) {
+        return apply_take_back(conn, &payment.id, kind, amount, &event.id).await;
+    }
+    sqlx::query(
+        "INSERT INTO stripe_parked_events (event_id, payment_intent, kind, amount, event_created, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(intent)
+    .bind(kind.as_str())
+    .bind(amount.cents())
+    .bind(event.created)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    tracing::info!(event = %event.id, %intent, kind = kind.as_str(), "Stripe event parked until the payment's completion arrives");
+    Ok(())
+}
+
+/// Applies, in the order Stripe created them, the refunds and disputes of `intent` that were
+/// parked because they arrived before the payment's completion.
+async fn apply_parked(
+    conn: &mut AnyConnection,
+    payment_id: &str,
+    intent: &str,
+    now: i64,
+) -> Result<(), PaymentError> {
+    let parked: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT event_id, kind, amount FROM stripe_parked_events
+         WHERE payment_intent = $1 AND applied_at IS NULL
+         ORDER BY event_created, received_at, event_id",
+    )
+    .bind(intent)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (event_id, kind, amount) in parked {
+        let Some(kind) = TakeBack::parse(&kind) else {
+            continue;
+        };
+        apply_take_back(conn, payment_id, kind, Money::from_cents(amount), &event_id).await?;
+        sqlx::query(
+            "UPDATE stripe_parked_events SET applied_at = $1, payment_id = $2 WHERE event_id = $3",
+        )
+        .bind(now)
+        .bind(payment_id)
+        .bind(&event_id)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -697,11 +832,13 @@ async fn take_back(
 }
 
 /// Handles a verified Stripe event once: the event id is recorded in the same transaction as
-/// what it causes. Events for payments this instance does not know, and kinds it does not act
-/// on, are recorded and otherwise ignored.
+/// what it causes. A refund or dispute whose payment has not been completed yet is parked and
+/// applied by the completion. Other events for payments this instance does not know, and kinds
+/// it does not act on, are recorded and otherwise ignored.
 pub async fn handle_stripe_event(
     conn: &mut AnyConnection,
     event: &stripe::WebhookEvent,
+    now: i64,
 ) -> Result<(), PaymentError> {
     let parsed = stripe::parse_event(event).map_err(|e| PaymentError::Statement {
         key: "stripe.malformed",
@@ -712,7 +849,7 @@ pub async fn handle_stripe_event(
     )
     .bind(&event.id)
     .bind(&event.kind)
-    .bind(now_ms())
+    .bind(now)
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -726,12 +863,21 @@ pub async fn handle_stripe_event(
             paid,
             payment_intent,
         } => {
+            if let (true, Some(intent)) = (paid, payment_intent.as_deref()) {
+                lock_intent(conn, intent).await?;
+            }
             let Some(payment) = resolve(conn, payment_id.as_deref(), &session_id).await? else {
                 return Ok(());
             };
             if paid {
-                settle_from_stripe(conn, &payment.id, &session_id, payment_intent.as_deref())
-                    .await?;
+                settle_from_stripe(
+                    conn,
+                    &payment.id,
+                    &session_id,
+                    payment_intent.as_deref(),
+                    now,
+                )
+                .await?;
             } else {
                 // A SEPA debit: accepted, not yet cleared. Not spendable until Stripe says so.
                 sqlx::query(
@@ -749,9 +895,18 @@ pub async fn handle_stripe_event(
             payment_id,
             payment_intent,
         } => {
+            if let Some(intent) = payment_intent.as_deref() {
+                lock_intent(conn, intent).await?;
+            }
             if let Some(payment) = resolve(conn, payment_id.as_deref(), &session_id).await? {
-                settle_from_stripe(conn, &payment.id, &session_id, payment_intent.as_deref())
-                    .await?;
+                settle_from_stripe(
+                    conn,
+                    &payment.id,
+                    &session_id,
+                    payment_intent.as_deref(),
+                    now,
+                )
+                .await?;
             }
         }
         E::AsyncPaymentFailed {
@@ -780,21 +935,21 @@ pub async fn handle_stripe_event(
             payment_intent: Some(intent),
             amount_refunded,
         } => {
-            if let Some(payment) = find_where(conn, "p.stripe_payment_intent", &intent).await? {
-                let payment = lock(conn, &payment.id).await?;
-                // Stripe reports the refunds so far; take back what is new.
-                let new = amount_refunded.checked_sub(payment.refunded)?;
-                take_back(conn, &payment, new, "refunded", &event.id).await?;
-            }
+            refund_or_dispute(
+                conn,
+                event,
+                &intent,
+                TakeBack::Refunded,
+                amount_refunded,
+                now,
+            )
+            .await?;
         }
         E::DisputeCreated {
             payment_intent: Some(intent),
             amount,
         } => {
-            if let Some(payment) = find_where(conn, "p.stripe_payment_intent", &intent).await? {
-                let payment = lock(conn, &payment.id).await?;
-                take_back(conn, &payment, amount, "disputed", &event.id).await?;
-            }
+            refund_or_dispute(conn, event, &intent, TakeBack::Disputed, amount, now).await?;
         }
         // Without a payment intent there is no payment of ours to take back from.
         E::ChargeRefunded { .. } | E::DisputeCreated { .. } => {}

@@ -216,21 +216,72 @@ impl StripeGateway {
     }
 }
 
+/// A transfer Stripe has made to a connected account: confirmed by its answer to the create
+/// request, or found afterwards by asking for the payout's transfer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// `tr_...`
+    pub id: String,
+    pub amount: Money,
+    /// The connected account, `acct_...`.
+    pub destination: String,
+}
+
+/// The transfer group of a payout's transfers: set on every try, so that Stripe can be asked
+/// afterwards whether a try whose answer was lost was carried out.
+#[must_use]
+pub fn transfer_group(payout_id: &str) -> String {
+    format!("payout:{payout_id}")
+}
+
+impl StripeError {
+    /// Whether Stripe definitely did not carry out the request, so a new try may use a new
+    /// idempotency key: the request never left (bad settings or request), or Stripe refused it
+    /// with a 4xx other than 409 (a concurrent request with the same key), 424 and 429 (try
+    /// again). A 5xx, no answer, or an answer we cannot read leave the outcome open: the next try
+    /// keeps the key, and Stripe is asked first.
+    #[must_use]
+    pub fn is_definite_refusal(&self) -> bool {
+        match self {
+            Self::Config(_) | Self::InvalidRequest(_) => true,
+            Self::Api {
+                status: Some(status),
+                ..
+            } => (400..500).contains(status) && !matches!(status, 409 | 424 | 429),
+            Self::Api { status: None, .. } | Self::UnexpectedResponse(_) => false,
+        }
+    }
+}
+
+fn transfer_of(transfer: &stripe_connect::Transfer) -> Transfer {
+    Transfer {
+        id: transfer.id.as_str().to_owned(),
+        amount: Money::from_cents(transfer.amount),
+        destination: transfer
+            .destination
+            .as_ref()
+            .map(|d| d.id().as_str().to_owned())
+            .unwrap_or_default(),
+    }
+}
+
 impl StripeGateway {
-    /// Transfers `amount` to a connected account (Stripe Connect) and returns the transfer's
-    /// id. The idempotency key comes from the payout, so a retried request pays once.
+    /// Transfers `amount` to a connected account (Stripe Connect) for a payout. The idempotency
+    /// key comes from the payout, so a retried request pays once; the payout's transfer group
+    /// and `metadata[payout_id]` let [`Self::find_transfers`] find it afterwards.
     ///
     /// # Errors
     /// [`StripeError::InvalidRequest`] for a non-positive amount or an unusable key;
     /// [`StripeError::Api`] if Stripe refuses it or cannot be reached (`status` is `None` when
-    /// the outcome is unknown).
+    /// the outcome is unknown); see [`StripeError::is_definite_refusal`].
     pub async fn create_transfer(
         &self,
         destination: &str,
         amount: Money,
         description: &str,
         idempotency_key: &str,
-    ) -> Result<String, StripeError> {
+        payout_id: &str,
+    ) -> Result<Transfer, StripeError> {
         if !amount.is_positive() || !destination.starts_with("acct_") {
             return Err(StripeError::InvalidRequest(
                 "a transfer needs a positive amount and a connected account (acct_…)".into(),
@@ -238,17 +289,57 @@ impl StripeGateway {
         }
         let key = IdempotencyKey::new(idempotency_key)
             .map_err(|e| StripeError::InvalidRequest(format!("idempotency key: {e}")))?;
+        let metadata = HashMap::from([("payout_id".to_owned(), payout_id.to_owned())]);
         let transfer =
             stripe_connect::transfer::CreateTransfer::new(stripe_types::Currency::EUR, destination)
                 .amount(amount.cents())
                 .description(description)
+                .transfer_group(transfer_group(payout_id))
+                .metadata(metadata)
                 .customize()
                 .request_strategy(RequestStrategy::Idempotent(key))
                 .send(&self.client)
                 .await
                 .map_err(StripeError::from)?;
         tracing::info!(transfer = %transfer.id.as_str(), %destination, "Stripe transfer created");
-        Ok(transfer.id.as_str().to_owned())
+        Ok(transfer_of(&transfer))
+    }
+
+    /// The transfers Stripe has made to `destination` for a payout (its transfer group): how a
+    /// try whose answer was lost is settled before the payout is paid, tried again or returned.
+    ///
+    /// # Errors
+    /// [`StripeError::Api`] if Stripe cannot be asked; then nothing is known.
+    pub async fn find_transfers(
+        &self,
+        destination: &str,
+        payout_id: &str,
+    ) -> Result<Vec<Transfer>, StripeError> {
+        let group = transfer_group(payout_id);
+        let list = stripe_connect::transfer::ListTransfer::new()
+            .destination(destination)
+            .transfer_group(group.clone())
+            .limit(100)
+            .send(&self.client)
+            .await
+            .map_err(StripeError::from)?;
+        if list.has_more {
+            // A hundred tries of one payout cannot happen; do not settle on a partial answer.
+            return Err(StripeError::UnexpectedResponse(format!(
+                "more than 100 transfers in the group {group}"
+            )));
+        }
+        Ok(list
+            .data
+            .iter()
+            // Defensive: only what is ours, should the filter not have applied.
+            .filter(|t| {
+                t.transfer_group.as_deref() == Some(group.as_str())
+                    || t.metadata.get("payout_id").map(String::as_str) == Some(payout_id)
+            })
+            .map(transfer_of)
+            .filter(|t| t.destination == destination)
+            .collect())
     }
 }
 

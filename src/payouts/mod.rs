@@ -3,7 +3,11 @@
 //! - **SEPA**: selected payouts go into a pain.001.001.09 file ([`sepa`]) to upload to the bank;
 //!   they stay "exported" until the treasurer marks them paid (or returns them);
 //! - **Stripe Connect**: a transfer to the project's connected account, with the payout's id in
-//!   the idempotency key; a failed transfer is shown and can be tried again.
+//!   the idempotency key and the transfer group; a failed transfer is shown and can be tried
+//!   again. A try whose outcome is unknown (no answer, a 5xx, 409 or 429) keeps its key and
+//!   leaves the payout "in doubt": it cannot be returned, and before it is tried again or
+//!   returned Stripe is asked whether the transfer happened. Every transfer Stripe confirms is
+//!   recorded in `stripe_transfers`, whatever became of the payout, and checked by `verify`.
 //!
 //! The ledger moves `maintainer:<project>:payable → external:payouts` only when the money has
 //! left (marked paid, or Stripe confirmed), so every payable balance equals releases minus paid
@@ -19,6 +23,12 @@ use crate::authz::{Action, Denied, Principal, authorize};
 use crate::db::new_id;
 use crate::ledger::{self, AccountId, NewTransaction, TxKind};
 use crate::money::Money;
+use crate::payments::stripe::Transfer;
+
+/// How long a Stripe try may still be running after it was ordered. The gateway gives up on
+/// a request after 20 seconds; after a minute the try has ended one way or another (also when
+/// the process died during it), so Stripe can be asked what became of it.
+pub const TRANSFER_IN_FLIGHT_MS: i64 = 60_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayoutError {
@@ -34,6 +44,12 @@ pub enum PayoutError {
     WrongStatus { status: String },
     #[error("no payouts selected")]
     NoneSelected,
+    /// A Stripe transfer for the payout is being sent right now.
+    #[error("a Stripe transfer for this payout is under way")]
+    TransferUnderWay,
+    /// A Stripe transfer for the payout may have happened: Stripe must be asked first.
+    #[error("a Stripe transfer for this payout may have happened; ask Stripe first")]
+    TransferInDoubt,
     #[error(transparent)]
     Sepa(#[from] sepa::SepaError),
     #[error(transparent)]
@@ -116,11 +132,21 @@ pub struct Payout {
     pub export_id: Option<String>,
     pub created_at: i64,
     pub paid_at: Option<i64>,
+    /// When the Stripe try whose outcome is not known was ordered (see the migration 0018).
+    pub transfer_started_at: Option<i64>,
+}
+
+impl Payout {
+    /// A Stripe payout whose transfer may be under way or may have happened.
+    pub fn transfer_in_doubt(&self) -> bool {
+        self.transfer_started_at.is_some() && matches!(self.status.as_str(), "pending" | "failed")
+    }
 }
 
 const PAYOUT_SELECT: &str = "SELECT po.id, po.project_id, pj.name AS project_name, po.amount,
         po.method, po.status, po.account_holder, po.iban, po.bic, po.stripe_account_id,
-        po.stripe_transfer_id, po.failure, po.export_id, po.created_at, po.paid_at
+        po.stripe_transfer_id, po.failure, po.export_id, po.created_at, po.paid_at,
+        po.transfer_started_at
      FROM payouts po JOIN projects pj ON pj.id = po.project_id";
 
 fn payout_from_row(row: &sqlx::any::AnyRow) -> Payout {
@@ -140,6 +166,7 @@ fn payout_from_row(row: &sqlx::any::AnyRow) -> Payout {
         export_id: row.get("export_id"),
         created_at: row.get("created_at"),
         paid_at: row.get("paid_at"),
+        transfer_started_at: row.get("transfer_started_at"),
     }
 }
 
@@ -415,7 +442,8 @@ pub async fn mark_paid(
 }
 
 /// A payout that will not be carried out (the bank returned it, or it was never sent): its
-/// money is available again.
+/// money is available again. Not while a Stripe transfer for it may be under way or may have
+/// happened (its money would be paid a second time): Stripe is asked first.
 pub async fn return_payout(
     conn: &mut AnyConnection,
     principal: &Principal,
@@ -424,15 +452,18 @@ pub async fn return_payout(
     authorize(principal, Action::ManagePayments)?;
     let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
     let updated = sqlx::query(
-        "UPDATE payouts SET status = 'returned' WHERE id = $1 AND status IN ('pending', 'exported', 'failed')",
+        "UPDATE payouts SET status = 'returned'
+         WHERE id = $1 AND status IN ('pending', 'exported', 'failed') AND transfer_started_at IS NULL",
     )
     .bind(payout_id)
     .execute(&mut *conn)
     .await?;
     if updated.rows_affected() != 1 {
-        return Err(PayoutError::WrongStatus {
-            status: payout.status,
-        });
+        let now = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
+        if now.transfer_in_doubt() {
+            return Err(PayoutError::TransferInDoubt);
+        }
+        return Err(PayoutError::WrongStatus { status: now.status });
     }
     audit::record(
         conn,
@@ -452,62 +483,151 @@ pub struct TransferOrder {
     pub payout: Payout,
     pub destination: String,
     pub idempotency_key: String,
+    /// An earlier try's outcome is not known: ask Stripe ([`record_lookup`]) before sending.
+    pub in_doubt: bool,
 }
 
-/// Prepares a Stripe transfer for a pending or failed Stripe payout. The key stays the same
-/// until Stripe has definitely refused a try, so a try whose answer was lost cannot pay twice.
-pub async fn order_transfer(
+/// Locks a Stripe payout that is pending or failed and says whether an earlier try may have
+/// happened (`true`); refuses one whose try is running right now.
+async fn claim_stripe_payout(
     conn: &mut AnyConnection,
-    principal: &Principal,
     payout_id: &str,
-) -> Result<TransferOrder, PayoutError> {
-    authorize(principal, Action::ManagePayments)?;
+    now: i64,
+) -> Result<(Payout, bool), PayoutError> {
+    let locked = sqlx::query("UPDATE payouts SET id = id WHERE id = $1")
+        .bind(payout_id)
+        .execute(&mut *conn)
+        .await?;
+    if locked.rows_affected() == 0 {
+        return Err(PayoutError::Unknown);
+    }
     let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
     if payout.method != "stripe" || !matches!(payout.status.as_str(), "pending" | "failed") {
         return Err(PayoutError::WrongStatus {
             status: payout.status,
         });
     }
+    let in_doubt = match payout.transfer_started_at {
+        Some(started)
+            if payout.status == "pending"
+                && now.saturating_sub(started) < TRANSFER_IN_FLIGHT_MS =>
+        {
+            return Err(PayoutError::TransferUnderWay);
+        }
+        Some(_) => true,
+        None => false,
+    };
+    Ok((payout, in_doubt))
+}
+
+async fn transfer_order(
+    conn: &mut AnyConnection,
+    payout: Payout,
+    in_doubt: bool,
+) -> Result<TransferOrder, PayoutError> {
     let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM payouts WHERE id = $1")
-        .bind(payout_id)
+        .bind(&payout.id)
         .fetch_one(&mut *conn)
         .await?;
     Ok(TransferOrder {
         destination: payout.stripe_account_id.clone().unwrap_or_default(),
         idempotency_key: format!("payout:{}:{attempts}", payout.id),
+        in_doubt,
         payout,
     })
 }
 
+/// Prepares a Stripe transfer for a pending or failed Stripe payout. The key stays the same
+/// until Stripe has definitely refused a try, so a try whose answer was lost cannot pay twice.
+/// Unless an earlier try is in doubt (then the order says so, and Stripe must be asked first),
+/// the payout is marked as having a try under way, in this transaction, before Stripe is called:
+/// from then on it cannot be returned until Stripe's answer is known.
+pub async fn order_transfer(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payout_id: &str,
+    now: i64,
+) -> Result<TransferOrder, PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    let (_, in_doubt) = claim_stripe_payout(conn, payout_id, now).await?;
+    if !in_doubt {
+        sqlx::query(
+            "UPDATE payouts SET status = 'pending', transfer_started_at = $1
+             WHERE id = $2 AND status IN ('pending', 'failed')",
+        )
+        .bind(now)
+        .bind(payout_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
+    transfer_order(conn, payout, in_doubt).await
+}
+
+/// Prepares asking Stripe what became of a payout's try whose outcome is not known (the
+/// treasurer's "ask Stripe", before a return). Refused while the try may still be running, and
+/// for a payout with no try in doubt.
+pub async fn order_lookup(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payout_id: &str,
+    now: i64,
+) -> Result<TransferOrder, PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    let (payout, in_doubt) = claim_stripe_payout(conn, payout_id, now).await?;
+    if !in_doubt {
+        return Err(PayoutError::WrongStatus {
+            status: payout.status,
+        });
+    }
+    transfer_order(conn, payout, true).await
+}
+
+/// What Stripe answered to a transfer request.
+#[derive(Clone, Debug)]
+pub enum TransferOutcome {
+    /// Stripe made the transfer, under this idempotency key.
+    Confirmed {
+        transfer: Transfer,
+        idempotency_key: String,
+    },
+    /// Refused or unanswered; `definite` says Stripe itself refused (the next try may use a
+    /// new key), otherwise the try stays in doubt.
+    Failed { failure: String, definite: bool },
+}
+
 /// Books what Stripe answered: paid (with the transfer's id), or failed with the reason.
-/// `definite` says Stripe itself refused (the next try may use a new key).
 pub async fn record_transfer(
     conn: &mut AnyConnection,
     principal: &Principal,
     payout_id: &str,
-    result: Result<String, (String, bool)>,
+    outcome: TransferOutcome,
     now: i64,
 ) -> Result<(), PayoutError> {
     authorize(principal, Action::ManagePayments)?;
     let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
-    match result {
-        Ok(transfer_id) => {
-            let claimed = sqlx::query(
-                "UPDATE payouts SET stripe_transfer_id = $1, failure = NULL
-                 WHERE id = $2 AND status IN ('pending', 'failed')",
+    match outcome {
+        TransferOutcome::Confirmed {
+            transfer,
+            idempotency_key,
+        } => {
+            record_executed(
+                conn,
+                &payout,
+                &transfer,
+                Some(&idempotency_key),
+                &principal.actor(),
+                now,
             )
-            .bind(&transfer_id)
-            .bind(payout_id)
-            .execute(&mut *conn)
             .await?;
-            if claimed.rows_affected() == 1 {
-                book_paid(conn, &payout, &principal.actor(), now).await?;
-            }
         }
-        Err((failure, definite)) => {
+        TransferOutcome::Failed { failure, definite } => {
+            // A definite refusal ends the try (a new key next time); otherwise the try stays in
+            // doubt until Stripe has been asked.
             sqlx::query(
                 "UPDATE payouts SET status = 'failed', failure = $1,
-                     attempts = attempts + $2
+                     attempts = attempts + $2,
+                     transfer_started_at = CASE WHEN $2 = 1 THEN NULL ELSE transfer_started_at END
                  WHERE id = $3 AND status IN ('pending', 'failed')",
             )
             .bind(failure.chars().take(500).collect::<String>())
@@ -521,12 +641,168 @@ pub async fn record_transfer(
                 "payout.failed",
                 &payout.project_id,
                 None,
-                serde_json::json!({ "payout": payout_id, "failure": failure }),
+                serde_json::json!({ "payout": payout_id, "failure": failure, "definite": definite }),
             )
             .await?;
         }
     }
     Ok(())
+}
+
+/// Books what asking Stripe showed for a payout in doubt: the transfers Stripe made for it are
+/// recorded and the payout is paid by the first; when there is none, the try is no longer in
+/// doubt (the payout can be sent again under the same key, or returned). Returns whether Stripe
+/// had made a transfer.
+pub async fn record_lookup(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    payout_id: &str,
+    found: &[Transfer],
+    now: i64,
+) -> Result<bool, PayoutError> {
+    authorize(principal, Action::ManagePayments)?;
+    let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
+    // Stripe lists the newest first: the oldest is the one that paid.
+    for transfer in found.iter().rev() {
+        let payout = find(conn, payout_id).await?.ok_or(PayoutError::Unknown)?;
+        record_executed(conn, &payout, transfer, None, &principal.actor(), now).await?;
+    }
+    if found.is_empty() {
+        sqlx::query(
+            "UPDATE payouts SET transfer_started_at = NULL
+             WHERE id = $1 AND status IN ('pending', 'failed')",
+        )
+        .bind(payout_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    audit::record(
+        conn,
+        &principal.actor(),
+        "stripe.transfer_checked",
+        &payout.project_id,
+        None,
+        serde_json::json!({
+            "payout": payout_id,
+            "transfers": found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        }),
+    )
+    .await?;
+    Ok(!found.is_empty())
+}
+
+/// Records a transfer Stripe made for a payout, once per transfer id, and pays the payout by it
+/// if it is still under way. A transfer for a payout that is no longer under way (returned, or
+/// paid by another transfer) stays recorded and is shown to the treasurer as a problem.
+async fn record_executed(
+    conn: &mut AnyConnection,
+    payout: &Payout,
+    transfer: &Transfer,
+    idempotency_key: Option<&str>,
+    actor: &ledger::Actor,
+    now: i64,
+) -> Result<(), PayoutError> {
+    let destination = if transfer.destination.is_empty() {
+        payout.stripe_account_id.clone().unwrap_or_default()
+    } else {
+        transfer.destination.clone()
+    };
+    sqlx::query(
+        "INSERT INTO stripe_transfers (id, payout_id, project_id, amount, destination,
+                                       idempotency_key, found_by, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&transfer.id)
+    .bind(&payout.id)
+    .bind(&payout.project_id)
+    .bind(transfer.amount.cents())
+    .bind(&destination)
+    .bind(idempotency_key)
+    .bind(if idempotency_key.is_some() {
+        "create"
+    } else {
+        "lookup"
+    })
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let claimed = sqlx::query(
+        "UPDATE payouts SET stripe_transfer_id = $1, failure = NULL, transfer_started_at = NULL
+         WHERE id = $2 AND status IN ('pending', 'failed')",
+    )
+    .bind(&transfer.id)
+    .bind(&payout.id)
+    .execute(&mut *conn)
+    .await?;
+    if claimed.rows_affected() == 1 {
+        return book_paid(conn, payout, actor, now).await;
+    }
+    if payout.stripe_transfer_id.as_deref() != Some(transfer.id.as_str()) {
+        tracing::error!(
+            payout = %payout.id, transfer = %transfer.id, status = %payout.status,
+            "Stripe made a transfer for a payout that is not under way"
+        );
+        audit::record(
+            conn,
+            actor,
+            "stripe.transfer_unexpected",
+            &payout.project_id,
+            None,
+            serde_json::json!({
+                "payout": payout.id,
+                "transfer": transfer.id,
+                "amount": transfer.amount,
+                "status": payout.status,
+            }),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A Stripe transfer that does not fit the books: for a payout that is not paid (returned, or
+/// still under way), one of several for the same payout, or of another amount than its payout.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransferProblem {
+    pub transfer_id: String,
+    pub payout_id: String,
+    pub project_name: String,
+    pub amount: Money,
+    pub payout_amount: Money,
+    pub payout_status: String,
+    /// How many transfers Stripe made for this payout.
+    pub transfers_of_payout: i64,
+}
+
+/// Every Stripe transfer the treasurer must look into, newest first.
+pub async fn transfer_problems(
+    conn: &mut AnyConnection,
+) -> Result<Vec<TransferProblem>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT st.id, st.payout_id, pj.name AS project_name, st.amount, po.amount AS payout_amount,
+                po.status, n.transfers
+         FROM stripe_transfers st
+         JOIN payouts po ON po.id = st.payout_id
+         JOIN projects pj ON pj.id = st.project_id
+         JOIN (SELECT payout_id, CAST(COUNT(*) AS BIGINT) AS transfers
+               FROM stripe_transfers GROUP BY payout_id) n ON n.payout_id = st.payout_id
+         WHERE po.status <> 'paid' OR st.amount <> po.amount OR n.transfers > 1
+         ORDER BY st.recorded_at DESC, st.id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| TransferProblem {
+            transfer_id: row.get("id"),
+            payout_id: row.get("payout_id"),
+            project_name: row.get("project_name"),
+            amount: Money::from_cents(row.get("amount")),
+            payout_amount: Money::from_cents(row.get("payout_amount")),
+            payout_status: row.get("status"),
+            transfers_of_payout: row.get("transfers"),
+        })
+        .collect())
 }
 
 /// The releases a payout paid: payouts take released money first in, first out, so a payout

@@ -414,7 +414,8 @@ async fn assign_entry(
 }
 
 /// Stripe's webhook: a valid signature or 400; each event handled once; events this platform
-/// does not act on are acknowledged with 200 so Stripe stops sending them.
+/// does not act on are acknowledged with 200 so Stripe stops sending them. A refund or dispute
+/// that arrives before its payment's completion is parked (200) and applied by the completion.
 async fn receive_stripe_webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -436,7 +437,7 @@ async fn receive_stripe_webhook(
     };
     let result = async {
         let mut tx = state.db.begin().await?;
-        payments::handle_stripe_event(&mut tx, &event).await?;
+        payments::handle_stripe_event(&mut tx, &event, state.clock.now_ms()).await?;
         tx.commit().await?;
         Ok::<(), PaymentError>(())
     }

@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/payouts/{id}/paid", post(mark_paid))
         .route("/payouts/{id}/return", post(return_payout))
         .route("/payouts/{id}/transfer", post(transfer_payout))
+        .route("/payouts/{id}/check", post(check_payout))
         .route("/payouts/{id}/credit-note", get(show_credit_note))
         .route("/projects/{slug}/money", get(show_project_money))
 }
@@ -38,6 +39,10 @@ impl From<PayoutError> for AppError {
             PayoutError::NothingToPay => AppError::conflict("payouts.nothing_to_pay"),
             PayoutError::WrongStatus { .. } => AppError::conflict("payouts.wrong_status"),
             PayoutError::NoneSelected => AppError::bad_request("payouts.none_selected"),
+            PayoutError::TransferUnderWay => {
+                AppError::conflict("hardening.stripe.transfer_under_way")
+            }
+            PayoutError::TransferInDoubt => AppError::conflict("hardening.stripe.return_in_doubt"),
             PayoutError::Sepa(_) => {
                 AppError::status(StatusCode::UNPROCESSABLE_ENTITY, "payouts.sepa_invalid")
             }
@@ -51,7 +56,13 @@ async fn show_payouts(State(state): State<AppState>, ctx: Ctx) -> Result<Respons
     let mut conn = state.db.pool().acquire().await?;
     let payables = payouts::payables(&mut conn).await?;
     let list = payouts::list(&mut conn, None).await?;
+    let problems = payouts::transfer_problems(&mut conn).await?;
     drop(conn);
+    let in_doubt: Vec<&str> = list
+        .iter()
+        .filter(|p| p.transfer_in_doubt())
+        .map(|p| p.id.as_str())
+        .collect();
     Ok(state
         .render(
             &ctx,
@@ -59,6 +70,8 @@ async fn show_payouts(State(state): State<AppState>, ctx: Ctx) -> Result<Respons
             context! {
                 payables => value(&payables),
                 payouts => value(&list),
+                in_doubt => value(&in_doubt),
+                transfer_problems => value(&problems),
                 stripe_enabled => state.stripe.is_some(),
             },
         )?
@@ -96,43 +109,61 @@ async fn create_payout(
 }
 
 /// Sends a Stripe payout: the order in one transaction, Stripe outside any, the answer in a
-/// second one (a slow Stripe never holds the database).
+/// second one (a slow Stripe never holds the database). A payout whose earlier try is in doubt
+/// is first settled by asking Stripe: paid if the transfer happened, else sent again under the
+/// same key.
 async fn transfer(state: &AppState, ctx: &Ctx, payout_id: &str) -> Result<Response, AppError> {
     let Some(gateway) = state.stripe.as_ref() else {
         return Err(AppError::conflict("payouts.stripe_unavailable"));
     };
-    let order = {
+    let mut order = {
         let mut tx = state.db.begin().await?;
-        let order = payouts::order_transfer(&mut tx, &ctx.principal, payout_id).await?;
+        let order =
+            payouts::order_transfer(&mut tx, &ctx.principal, payout_id, state.clock.now_ms())
+                .await?;
         tx.commit().await?;
         order
     };
+    if order.in_doubt {
+        if lookup(state, ctx, gateway, &order).await? {
+            ctx.flash("flash.payout_transferred");
+            return Ok(see_other("/treasurer/payouts"));
+        }
+        let mut tx = state.db.begin().await?;
+        order = payouts::order_transfer(&mut tx, &ctx.principal, payout_id, state.clock.now_ms())
+            .await?;
+        tx.commit().await?;
+        if order.in_doubt {
+            return Err(AppError::conflict("hardening.stripe.transfer_under_way"));
+        }
+    }
     let description = format!("Allmende: {}", order.payout.project_name);
-    let answer = gateway
+    let outcome = match gateway
         .create_transfer(
             &order.destination,
             order.payout.amount,
             &description,
             &order.idempotency_key,
+            &order.payout.id,
         )
         .await
-        .map_err(|error| {
-            let definite = matches!(
-                error,
-                crate::payments::stripe::StripeError::Api {
-                    status: Some(_),
-                    ..
-                } | crate::payments::stripe::StripeError::InvalidRequest(_)
-            );
-            (error.to_string(), definite)
-        });
-    let paid = answer.is_ok();
+    {
+        Ok(transfer) => payouts::TransferOutcome::Confirmed {
+            transfer,
+            idempotency_key: order.idempotency_key.clone(),
+        },
+        Err(error) => payouts::TransferOutcome::Failed {
+            definite: error.is_definite_refusal(),
+            failure: error.to_string(),
+        },
+    };
+    let paid = matches!(outcome, payouts::TransferOutcome::Confirmed { .. });
     let mut tx = state.db.begin().await?;
     payouts::record_transfer(
         &mut tx,
         &ctx.principal,
         payout_id,
-        answer,
+        outcome,
         state.clock.now_ms(),
     )
     .await?;
@@ -141,6 +172,69 @@ async fn transfer(state: &AppState, ctx: &Ctx, payout_id: &str) -> Result<Respon
         "flash.payout_transferred"
     } else {
         "flash.payout_failed"
+    });
+    Ok(see_other("/treasurer/payouts"))
+}
+
+/// Asks Stripe for the transfers of a payout in doubt and books what it says; true when Stripe
+/// had made one (the payout is paid).
+async fn lookup(
+    state: &AppState,
+    ctx: &Ctx,
+    gateway: &crate::payments::stripe::StripeGateway,
+    order: &payouts::TransferOrder,
+) -> Result<bool, AppError> {
+    let found = match gateway
+        .find_transfers(&order.destination, &order.payout.id)
+        .await
+    {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(payout = %order.payout.id, %error, "asking Stripe for a payout's transfers failed");
+            return Err(AppError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "hardening.stripe.lookup_failed",
+            ));
+        }
+    };
+    let mut tx = state.db.begin().await?;
+    let transferred = payouts::record_lookup(
+        &mut tx,
+        &ctx.principal,
+        &order.payout.id,
+        &found,
+        state.clock.now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(transferred)
+}
+
+/// "Ask Stripe": settles a payout whose try is in doubt, so that it can then be returned or
+/// sent again.
+async fn check_payout(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    if ctx.person.is_none() {
+        return Err(Denied::NotLoggedIn.into());
+    }
+    let Some(gateway) = state.stripe.as_ref() else {
+        return Err(AppError::conflict("payouts.stripe_unavailable"));
+    };
+    let order = {
+        let mut tx = state.db.begin().await?;
+        let order =
+            payouts::order_lookup(&mut tx, &ctx.principal, &id, state.clock.now_ms()).await?;
+        tx.commit().await?;
+        order
+    };
+    let transferred = lookup(&state, &ctx, gateway, &order).await?;
+    ctx.flash(if transferred {
+        "flash.payout_transferred"
+    } else {
+        "flash.hardening_stripe.no_transfer_found"
     });
     Ok(see_other("/treasurer/payouts"))
 }

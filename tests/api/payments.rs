@@ -931,3 +931,129 @@ async fn a_refund_takes_back_only_what_the_payment_put_where_it_put_it() {
     assert_eq!(shortfalls, 0);
     org.app.assert_books_balance().await;
 }
+
+/// What the organisation's wallet holds and what its payment says was taken back.
+async fn wallet_and_refunded(org: &Org, payment: &str) -> (i64, i64) {
+    let refunded: i64 = sqlx::query_scalar("SELECT refunded FROM payments WHERE id = $1")
+        .bind(payment)
+        .fetch_one(&mut *org.app.conn().await)
+        .await
+        .unwrap();
+    (org.app.balance(&AccountId::wallet(&org.id)).await, refunded)
+}
+
+/// A refund or a dispute of 30 € out of an 80 € top-up, in both orders: the wallet ends with
+/// 50 € either way, also when the refund arrived before the payment's completion (Stripe sends
+/// each event until it gets a 2xx, then never again).
+#[tokio::test]
+async fn a_refund_or_dispute_before_the_completion_is_applied_when_the_payment_completes() {
+    let (org, stripe) = stripe_org().await;
+    let mut expected_wallet = 0;
+    for (n, kind) in ["charge.refunded", "charge.dispute.created"]
+        .into_iter()
+        .enumerate()
+    {
+        let object = |intent: &str| {
+            if kind == "charge.refunded" {
+                stripe_server::charge_object(intent, 3_000)
+            } else {
+                stripe_server::dispute_object(intent, 3_000)
+            }
+        };
+        // Taken back first, completed after.
+        let (early, session) = stripe_top_up(&org, &stripe, "80").await;
+        let intent = format!("pi_early_{n}");
+        let taken = send_event(&org.app, &format!("evt_e{n}_1"), kind, object(&intent)).await;
+        assert_eq!(taken.status(), 200, "parked, not lost");
+        assert_eq!(
+            wallet_and_refunded(&org, &early).await,
+            (expected_wallet, 0)
+        );
+        let completed = send_event(
+            &org.app,
+            &format!("evt_e{n}_2"),
+            "checkout.session.completed",
+            stripe_server::checkout_session_object(&session, &early, "paid", &intent),
+        )
+        .await;
+        assert_eq!(completed.status(), 200);
+        expected_wallet += 5_000;
+        assert_eq!(
+            wallet_and_refunded(&org, &early).await,
+            (expected_wallet, 3_000),
+            "{kind} before the completion"
+        );
+        // A replay of either changes nothing.
+        send_event(&org.app, &format!("evt_e{n}_1"), kind, object(&intent)).await;
+        send_event(
+            &org.app,
+            &format!("evt_e{n}_2"),
+            "checkout.session.completed",
+            stripe_server::checkout_session_object(&session, &early, "paid", &intent),
+        )
+        .await;
+        assert_eq!(
+            wallet_and_refunded(&org, &early).await,
+            (expected_wallet, 3_000)
+        );
+        org.app.assert_books_balance().await;
+
+        // Completed first, taken back after.
+        let (late, session) = stripe_top_up(&org, &stripe, "80").await;
+        let intent = format!("pi_late_{n}");
+        send_event(
+            &org.app,
+            &format!("evt_l{n}_1"),
+            "checkout.session.completed",
+            stripe_server::checkout_session_object(&session, &late, "paid", &intent),
+        )
+        .await;
+        let taken = send_event(&org.app, &format!("evt_l{n}_2"), kind, object(&intent)).await;
+        assert_eq!(taken.status(), 200);
+        expected_wallet += 5_000;
+        assert_eq!(
+            wallet_and_refunded(&org, &late).await,
+            (expected_wallet, 3_000),
+            "{kind} after the completion"
+        );
+        org.app.assert_books_balance().await;
+    }
+}
+
+/// A SEPA debit disputed (reported) while it is still processing: applied once it has cleared.
+#[tokio::test]
+async fn a_dispute_of_a_debit_still_processing_waits_for_its_money() {
+    let (org, stripe) = stripe_org().await;
+    let (id, session) = stripe_top_up(&org, &stripe, "80").await;
+    send_event(
+        &org.app,
+        "evt_p1",
+        "checkout.session.completed",
+        stripe_server::checkout_session_object(&session, &id, "unpaid", "pi_p"),
+    )
+    .await;
+    assert_eq!(status(&org.app, &id).await.0, "processing");
+    let disputed = send_event(
+        &org.app,
+        "evt_p2",
+        "charge.dispute.created",
+        stripe_server::dispute_object("pi_p", 8_000),
+    )
+    .await;
+    assert_eq!(disputed.status(), 200);
+    assert_eq!(wallet_and_refunded(&org, &id).await, (0, 0));
+    send_event(
+        &org.app,
+        "evt_p3",
+        "checkout.session.async_payment_succeeded",
+        stripe_server::checkout_session_object(&session, &id, "paid", "pi_p"),
+    )
+    .await;
+    assert_eq!(status(&org.app, &id).await, ("paid".to_owned(), 8_000));
+    assert_eq!(
+        wallet_and_refunded(&org, &id).await,
+        (0, 8_000),
+        "the disputed money is taken back"
+    );
+    org.app.assert_books_balance().await;
+}

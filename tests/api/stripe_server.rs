@@ -1,7 +1,9 @@
 //! A fake Stripe API on loopback, so no test ever reaches api.stripe.com: it answers
-//! `POST /v1/checkout/sessions` and `POST /v1/transfers` the way Stripe does (form-encoded request, Checkout Session JSON,
-//! idempotency keys, Stripe's error JSON), records every request, and can be told to fail the
-//! next create. Also builds signed webhook payloads for the webhook tests.
+//! `POST /v1/checkout/sessions`, `POST /v1/transfers` and `GET /v1/transfers` (filtered by
+//! `transfer_group` and `destination`) the way Stripe does (form-encoded request, Checkout
+//! Session JSON, idempotency keys, Stripe's error JSON), records every request, and can be told
+//! to fail the next create, to make a transfer and lose its answer, or to hold transfers until
+//! released. Also builds signed webhook payloads for the webhook tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -65,6 +67,15 @@ struct State {
     fail_next: Mutex<Option<u16>>,
     /// By idempotency key.
     sessions: Mutex<HashMap<String, StoredSession>>,
+    /// Every transfer made, oldest first (a replay under the same key makes none).
+    transfers: Mutex<Vec<Value>>,
+    /// The next transfer is made, but answered with this status (its answer is "lost").
+    lose_next_answer: Mutex<Option<u16>>,
+    /// While true, `POST /v1/transfers` waits until [`FakeStripe::release_transfers`].
+    hold: std::sync::atomic::AtomicBool,
+    released: tokio::sync::Notify,
+    /// Signalled whenever a `POST /v1/transfers` arrives.
+    transfer_arrived: tokio::sync::Notify,
 }
 
 /// Session ids are unique across all fake servers of the test binary, as Stripe's are.
@@ -117,6 +128,45 @@ impl FakeStripe {
     pub fn fail_next(&self, status: u16) {
         *self.state.fail_next.lock().expect("lock") = Some(status);
     }
+
+    /// The next `POST /v1/transfers` is carried out (stored under its idempotency key, listed
+    /// by `GET /v1/transfers`), but answered with `status` and an error: a transfer whose
+    /// answer was lost.
+    pub fn lose_next_answer(&self, status: u16) {
+        *self.state.lose_next_answer.lock().expect("lock") = Some(status);
+    }
+
+    /// Every transfer the fake has made, oldest first.
+    pub fn transfers(&self) -> Vec<Value> {
+        self.state.transfers.lock().expect("lock").clone()
+    }
+
+    /// From now on `POST /v1/transfers` waits (a transfer in flight) until released.
+    pub fn hold_transfers(&self) {
+        self.state.hold.store(true, Ordering::SeqCst);
+    }
+
+    /// Lets the held transfers (and all later ones) go on.
+    pub fn release_transfers(&self) {
+        self.state.hold.store(false, Ordering::SeqCst);
+        self.state.released.notify_waiters();
+    }
+
+    /// Waits until `count` transfer requests have arrived in all.
+    pub async fn transfer_requests_arrived(&self, count: usize) {
+        loop {
+            let arrived = self.state.transfer_arrived.notified();
+            let seen = self
+                .requests()
+                .iter()
+                .filter(|r| r.method == "POST" && r.path == "/v1/transfers")
+                .count();
+            if seen >= count {
+                return;
+            }
+            arrived.await;
+        }
+    }
 }
 
 impl Drop for FakeStripe {
@@ -159,12 +209,25 @@ async fn handle(
     }
     let transfer = method == Method::POST && path == "/v1/transfers";
     let session = method == Method::POST && path == "/v1/checkout/sessions";
+    if method == Method::GET && path == "/v1/transfers" {
+        return list_transfers(&state, uri.query().unwrap_or(""));
+    }
     if !session && !transfer {
         return error(
             404,
             "invalid_request_error",
             &format!("Unrecognized request URL ({method}: {path})."),
         );
+    }
+    if transfer {
+        state.transfer_arrived.notify_waiters();
+        loop {
+            let released = state.released.notified();
+            if !state.hold.load(Ordering::SeqCst) {
+                break;
+            }
+            released.await;
+        }
     }
     if let Some(status) = state.fail_next.lock().expect("lock").take() {
         let kind = match status {
@@ -221,13 +284,66 @@ async fn handle(
     if let Some(key) = idempotency_key {
         sessions.insert(key, (sorted, session.clone()));
     }
+    if transfer {
+        state.transfers.lock().expect("lock").push(session.clone());
+        if let Some(status) = state.lose_next_answer.lock().expect("lock").take() {
+            return error(
+                status,
+                "api_error",
+                "Simulated lost answer of the fake Stripe server (the transfer was made).",
+            );
+        }
+    }
     axum::Json(session).into_response()
+}
+
+/// `GET /v1/transfers`: the transfers made, newest first, filtered as Stripe filters them.
+fn list_transfers(state: &State, query: &str) -> Response {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let limit = param("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(10);
+    let matching: Vec<Value> = state
+        .transfers
+        .lock()
+        .expect("lock")
+        .iter()
+        .rev()
+        .filter(|t| {
+            param("transfer_group").is_none_or(|g| t["transfer_group"] == json!(g))
+                && param("destination").is_none_or(|d| t["destination"] == json!(d))
+        })
+        .cloned()
+        .collect();
+    let has_more = matching.len() > limit;
+    axum::Json(json!({
+        "object": "list",
+        "data": matching.into_iter().take(limit).collect::<Vec<_>>(),
+        "has_more": has_more,
+        "url": "/v1/transfers",
+    }))
+    .into_response()
 }
 
 /// A transfer to a connected account, as Stripe answers `POST /v1/transfers`.
 fn transfer_from_form(form: &[(String, String)]) -> Value {
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let id = format!("tr_test_{}", NEXT_ID.fetch_add(1, Ordering::SeqCst));
+    let metadata: BTreeMap<String, String> = form
+        .iter()
+        .filter_map(|(key, value)| {
+            let name = key.strip_prefix("metadata[")?.strip_suffix(']')?;
+            Some((name.to_owned(), value.clone()))
+        })
+        .collect();
     json!({
         "id": id,
         "object": "transfer",
@@ -240,12 +356,12 @@ fn transfer_from_form(form: &[(String, String)]) -> Value {
         "destination": field("destination"),
         "destination_payment": "py_test",
         "livemode": false,
-        "metadata": {},
+        "metadata": metadata,
         "reversals": { "object": "list", "data": [], "has_more": false, "url": format!("/v1/transfers/{id}/reversals") },
         "reversed": false,
         "source_transaction": null,
         "source_type": "card",
-        "transfer_group": null
+        "transfer_group": field("transfer_group")
     })
 }
 
