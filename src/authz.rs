@@ -581,10 +581,7 @@ mod tests {
             authorize(&board, draft(true)).is_ok(),
             "submitted: the board sees it"
         );
-        assert_eq!(
-            authorize(&treasurer, draft(true)),
-            Err(Denied::Forbidden)
-        );
+        assert_eq!(authorize(&treasurer, draft(true)), Err(Denied::Forbidden));
         assert_eq!(
             authorize(&Principal::visitor(), draft(true)),
             Err(Denied::NotLoggedIn)

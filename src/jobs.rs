@@ -243,7 +243,7 @@ async fn run_one(db: &Db, kind: &str, payload: &str, now: i64) -> Result<(), Str
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        "membership.exit" => {
+        "exit.take_effect" => {
             let membership = payload["membership"].as_str().unwrap_or_default();
             crate::members::membership::take_effect(&mut tx, membership, now)
                 .await

@@ -658,7 +658,7 @@ async fn exit_scheduled(
 ) -> Result<(), MembershipError> {
     crate::jobs::schedule(
         conn,
-        "membership.exit",
+        "exit.take_effect",
         serde_json::json!({ "membership": membership_id }),
         exit_at,
         Some(&format!("membership-exit:{membership_id}:{exit_at}")),

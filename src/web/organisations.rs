@@ -167,10 +167,7 @@ async fn show_organisation(
             )
             .is_ok() =>
         {
-            Some(
-                membership::commitments_of(&mut conn, &org.id, Some(&entry.membership_id))
-                    .await?,
-            )
+            Some(membership::commitments_of(&mut conn, &org.id, Some(&entry.membership_id)).await?)
         }
         _ => None,
     };

@@ -96,7 +96,10 @@ async fn assert_nothing_released(s: &Stage) {
     .unwrap();
     assert_eq!(releases, 0, "no money released");
     assert_eq!(s.app.balance(&AccountId::payable(&s.project)).await, 0);
-    assert_eq!(s.app.balance(&AccountId::escrow(&s.proposal)).await, 100_000);
+    assert_eq!(
+        s.app.balance(&AccountId::escrow(&s.proposal)).await,
+        100_000
+    );
     s.app.assert_books_balance().await;
 }
 
@@ -115,18 +118,28 @@ async fn a_maintainer_who_left_cannot_accept_their_own_milestone_as_a_backers_ad
 
     let page = s.lea.page(&format!("/proposals/{}", s.proposal)).await;
     assert!(
-        !page.contains(&format!("/submissions/{}/reviews", submission(&s.app, &s.m1).await)),
+        !page.contains(&format!(
+            "/submissions/{}/reviews",
+            submission(&s.app, &s.m1).await
+        )),
         "no review form for her own work"
     );
     let own = s.review(&s.lea, org_a, "accept", "", &s.m1).await;
-    assert_eq!(own.status(), 403, "she submitted it and maintained the project");
+    assert_eq!(
+        own.status(),
+        403,
+        "she submitted it and maintained the project"
+    );
     assert_nothing_released(&s).await;
 
     // A's own admin may accept: four eyes, not none.
     let (admin_a, _) = s.org(0);
     let accepted = s.review(admin_a, org_a, "accept", "", &s.m1).await;
     assert_eq!(accepted.status(), 303);
-    assert!(released_cents(&s).await > 0, "released on another's acceptance");
+    assert!(
+        released_cents(&s).await > 0,
+        "released on another's acceptance"
+    );
     s.app.assert_books_balance().await;
 }
 
@@ -202,7 +215,9 @@ async fn the_board_does_not_see_drafts_but_sees_a_proposal_once_submitted() {
     let (_, lea) = app.person("Lea", "lea@werk.example", &[]).await;
     let (_, erika) = app.person("Erika", "erika@verein.example", &[]).await;
     let (emil_id, emil) = app.person("Emil", "emil@verein.example", &[]).await;
-    let (_, board) = app.person("Vera", "vorstand@coop.example", &["board"]).await;
+    let (_, board) = app
+        .person("Vera", "vorstand@coop.example", &["board"])
+        .await;
     let (_, treasurer) = app
         .person("Tina", "kasse@coop.example", &["treasurer"])
         .await;
@@ -336,10 +351,7 @@ async fn the_board_does_not_see_drafts_but_sees_a_proposal_once_submitted() {
             .await
             .contains(title)
     );
-    assert_eq!(
-        visitor.get(&format!("/proposals/{id}")).await.status(),
-        404
-    );
+    assert_eq!(visitor.get(&format!("/proposals/{id}")).await.status(), 404);
     assert_eq!(
         treasurer.get(&format!("/proposals/{id}")).await.status(),
         404
@@ -364,7 +376,9 @@ async fn member_with_recurring_pledge_gives_notice() -> Leaving {
     let app = spawn_app().await;
     let (_, lea) = app.person("Lea", "lea@werk.example", &[]).await;
     let (_, erika) = app.person("Erika", "erika@verein.example", &[]).await;
-    let (_, board) = app.person("Vera", "vorstand@coop.example", &["board"]).await;
+    let (_, board) = app
+        .person("Vera", "vorstand@coop.example", &["board"])
+        .await;
     let (slug, org) = applicant(&app, &erika, "1").await;
     let application = application_id(&app, &org).await;
     let admitted = board
@@ -474,11 +488,13 @@ impl Leaving {
 
     /// (last period, stopped at) of the recurring pledge.
     async fn recurring(&self) -> (i64, Option<i64>) {
-        sqlx::query_as("SELECT last_period, stopped_at FROM recurring_pledges WHERE organisation_id = $1")
-            .bind(&self.org)
-            .fetch_one(&mut *self.app.conn().await)
-            .await
-            .unwrap()
+        sqlx::query_as(
+            "SELECT last_period, stopped_at FROM recurring_pledges WHERE organisation_id = $1",
+        )
+        .bind(&self.org)
+        .fetch_one(&mut *self.app.conn().await)
+        .await
+        .unwrap()
     }
 
     async fn collections_from(&self, period: i64) -> i64 {
@@ -552,7 +568,11 @@ async fn an_exit_ends_the_recurring_pledges_and_the_board_is_told_what_is_open()
     l.run_jobs_at(exit).await;
     let (last, stopped) = l.recurring().await;
     assert_eq!(stopped, Some(exit), "ended as of the exit date");
-    assert_eq!(last, after_exit - 1, "the period running at the exit is the last");
+    assert_eq!(
+        last,
+        after_exit - 1,
+        "the period running at the exit is the last"
+    );
     let wallet = l.wallet().await;
 
     // The next collection takes no money.
@@ -575,7 +595,7 @@ async fn an_exit_ends_the_recurring_pledges_and_the_board_is_told_what_is_open()
 async fn a_collection_after_the_exit_takes_no_money_even_when_the_exit_job_did_not_run() {
     let l = member_with_recurring_pledge_gives_notice().await;
     // The exit's job is lost (or keeps failing): the collection itself checks membership.
-    sqlx::query("DELETE FROM jobs WHERE kind = 'membership.exit'")
+    sqlx::query("DELETE FROM jobs WHERE kind = 'exit.take_effect'")
         .execute(&mut *l.app.conn().await)
         .await
         .unwrap();
