@@ -68,6 +68,9 @@ pub struct Principal {
     pub organisations: BTreeMap<String, OrgRole>,
     /// The projects the person maintains.
     pub projects: BTreeSet<String>,
+    /// The projects the person maintained at any time, now or earlier (from the maintainer
+    /// history): the four-eyes rule keeps them out of those projects' reviews and disputes.
+    pub maintained: BTreeSet<String>,
 }
 
 impl Principal {
@@ -89,6 +92,18 @@ impl Principal {
 
     pub fn maintains(&self, project_id: &str) -> bool {
         self.projects.contains(project_id)
+    }
+
+    /// Maintains the project now or maintained it at any time before.
+    pub fn maintained(&self, project_id: &str) -> bool {
+        self.maintains(project_id) || self.maintained.contains(project_id)
+    }
+
+    /// Whether the person is one of `people` (ids).
+    fn is_one_of(&self, people: &[String]) -> bool {
+        self.person_id
+            .as_deref()
+            .is_some_and(|me| people.iter().any(|p| p == me))
     }
 
     /// The actor recorded in the ledger and the audit trail.
@@ -146,13 +161,29 @@ pub enum Action<'a> {
     /// See what is open and what is short (treasurer and board).
     ViewShortfalls,
     /// Review a submitted milestone for a backer: the organisation's admins, or the board for
-    /// the pool's share; never a maintainer of the project (four-eyes rule).
+    /// the pool's share. Four-eyes rule: never whoever submitted the milestone (in any round,
+    /// `submitted_by`) nor anyone who maintains the project or maintained it at any time, so
+    /// leaving the project before judging one's own work does not help.
     ReviewMilestone {
         organisation_id: Option<&'a str>,
         project_id: &'a str,
+        submitted_by: &'a [String],
     },
-    /// Decide a milestone's dispute: the board, never a maintainer of the project.
-    ArbitrateDispute { project_id: &'a str },
+    /// Decide a milestone's dispute: the board, with the same four-eyes rule as reviews.
+    ArbitrateDispute {
+        project_id: &'a str,
+        submitted_by: &'a [String],
+    },
+    /// See a proposal before it opens for funding. A draft is its proposer's working copy: its
+    /// author, the people of the requesting organisation and the project's maintainers see it,
+    /// the board does not. Once submitted to the maintainers (`submitted`: awaiting a
+    /// maintainer) the board sees it too. Visitors and the treasurer see it once it is open.
+    ViewUnopenedProposal {
+        project_id: &'a str,
+        organisation_id: Option<&'a str>,
+        proposed_by: Option<&'a str>,
+        submitted: bool,
+    },
     /// Set the fee on releases and the review window (the board).
     SetCooperativeTerms,
     /// Open voting rounds on the pool and import them from Pabulib files (the board).
@@ -229,14 +260,29 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
         Action::ReviewMilestone {
             organisation_id,
             project_id,
+            submitted_by,
         } => {
-            !principal.maintains(project_id)
+            !principal.maintained(project_id)
+                && !principal.is_one_of(submitted_by)
                 && match organisation_id {
                     Some(organisation_id) => principal.is_admin_of(organisation_id),
                     None => board,
                 }
         }
-        Action::ArbitrateDispute { project_id } => board && !principal.maintains(project_id),
+        Action::ArbitrateDispute {
+            project_id,
+            submitted_by,
+        } => board && !principal.maintained(project_id) && !principal.is_one_of(submitted_by),
+        Action::ViewUnopenedProposal {
+            project_id,
+            organisation_id,
+            proposed_by,
+            submitted,
+        } => {
+            let author = proposed_by.is_some() && proposed_by == principal.person_id.as_deref();
+            let requester = organisation_id.is_some_and(|org| principal.role_in(org).is_some());
+            author || requester || principal.maintains(project_id) || (submitted && board)
+        }
         Action::SetCooperativeTerms => board,
         Action::ManageRounds => board,
         Action::VoteForOrganisation { organisation_id } => principal.is_admin_of(organisation_id),
@@ -286,6 +332,12 @@ pub async fn principal_of(
             .bind(person_id)
             .fetch_all(&mut *conn)
             .await?;
+    let maintained: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT project_id FROM project_maintainer_history WHERE person_id = $1",
+    )
+    .bind(person_id)
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(Principal {
         person_id: Some(person_id.to_owned()),
         email_verified: verified.is_some(),
@@ -295,6 +347,7 @@ pub async fn principal_of(
             .collect(),
         organisations,
         projects: projects.into_iter().collect(),
+        maintained: maintained.into_iter().collect(),
     })
 }
 
@@ -308,7 +361,7 @@ mod tests {
             email_verified: true,
             platform_roles: roles.iter().copied().collect(),
             organisations: orgs.iter().map(|(o, r)| (o.to_string(), *r)).collect(),
-            projects: BTreeSet::new(),
+            ..Principal::default()
         }
     }
 
@@ -382,12 +435,17 @@ mod tests {
         let review_a = Action::ReviewMilestone {
             organisation_id: Some("a"),
             project_id: "werk",
+            submitted_by: &[],
         };
         let review_pool = Action::ReviewMilestone {
             organisation_id: None,
             project_id: "werk",
+            submitted_by: &[],
         };
-        let arbitrate = Action::ArbitrateDispute { project_id: "werk" };
+        let arbitrate = Action::ArbitrateDispute {
+            project_id: "werk",
+            submitted_by: &[],
+        };
         for action in [review_a, review_pool, arbitrate] {
             assert!(authorize(&both, action).is_ok(), "{action:?}");
         }
@@ -436,6 +494,96 @@ mod tests {
         );
         assert_eq!(
             authorize(&Principal::visitor(), Action::StartPoll),
+            Err(Denied::NotLoggedIn)
+        );
+    }
+
+    /// Reviewing for organisation A, for the pool, and arbitrating, on project "werk".
+    fn judging(submitted_by: &[String]) -> [Action<'_>; 3] {
+        [
+            Action::ReviewMilestone {
+                organisation_id: Some("a"),
+                project_id: "werk",
+                submitted_by,
+            },
+            Action::ReviewMilestone {
+                organisation_id: None,
+                project_id: "werk",
+                submitted_by,
+            },
+            Action::ArbitrateDispute {
+                project_id: "werk",
+                submitted_by,
+            },
+        ]
+    }
+
+    #[test]
+    fn former_maintainers_and_submitters_never_review_or_arbitrate() {
+        let mut former = person(&[("a", OrgRole::Admin)], &[PlatformRole::Board]);
+        for action in judging(&[]) {
+            assert!(authorize(&former, action).is_ok(), "{action:?}");
+        }
+        // Left the project: still refused.
+        former.maintained.insert("werk".into());
+        for action in judging(&[]) {
+            assert_eq!(
+                authorize(&former, action),
+                Err(Denied::Forbidden),
+                "{action:?}"
+            );
+        }
+        // Submitted the milestone (even if no maintainer history says so): refused.
+        let submitters = ["lea".to_owned()];
+        let mut submitter = person(&[("a", OrgRole::Admin)], &[PlatformRole::Board]);
+        submitter.person_id = Some("lea".into());
+        for action in judging(&submitters) {
+            assert_eq!(
+                authorize(&submitter, action),
+                Err(Denied::Forbidden),
+                "{action:?}"
+            );
+        }
+        // Someone else with the same roles may.
+        let other = person(&[("a", OrgRole::Admin)], &[PlatformRole::Board]);
+        for action in judging(&submitters) {
+            assert!(authorize(&other, action).is_ok(), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn drafts_are_their_proposers_and_the_board_sees_proposals_once_submitted() {
+        let draft = |submitted| Action::ViewUnopenedProposal {
+            project_id: "werk",
+            organisation_id: Some("a"),
+            proposed_by: Some("erika"),
+            submitted,
+        };
+        let board = person(&[], &[PlatformRole::Board]);
+        let treasurer = person(&[], &[PlatformRole::Treasurer]);
+        let org_member = person(&[("a", OrgRole::Member)], &[]);
+        let org_admin = person(&[("a", OrgRole::Admin)], &[]);
+        let outsider = person(&[("b", OrgRole::Admin)], &[]);
+        let mut author = person(&[], &[]);
+        author.person_id = Some("erika".into());
+        let mut maintainer = person(&[], &[]);
+        maintainer.projects.insert("werk".into());
+        let mut former_maintainer = person(&[], &[]);
+        former_maintainer.maintained.insert("werk".into());
+        for p in [&author, &org_member, &org_admin, &maintainer] {
+            assert!(authorize(p, draft(false)).is_ok(), "{p:?}");
+            assert!(authorize(p, draft(true)).is_ok(), "{p:?}");
+        }
+        for p in [&board, &treasurer, &outsider, &former_maintainer] {
+            assert_eq!(authorize(p, draft(false)), Err(Denied::Forbidden), "{p:?}");
+        }
+        assert!(
+            authorize(&board, draft(true)).is_ok(),
+            "submitted: the board sees it"
+        );
+        assert_eq!(authorize(&treasurer, draft(true)), Err(Denied::Forbidden));
+        assert_eq!(
+            authorize(&Principal::visitor(), draft(true)),
             Err(Denied::NotLoggedIn)
         );
     }

@@ -3,7 +3,8 @@
 //! funding deadline passed expires and every pledge goes back; backers are reminded three days
 //! before a deadline; recurring maintenance pledges are collected at each period's start, and
 //! organisations whose wallet will not cover a collection are told three days before; voting
-//! rounds open, remind members a day before their close, and close. Time comes from a [`Clock`], so tests move it instead of sleeping.
+//! rounds open, remind members a day before their close, and close; a member's exit takes
+//! effect (its recurring pledges end). Time comes from a [`Clock`], so tests move it instead of sleeping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -239,6 +240,12 @@ async fn run_one(db: &Db, kind: &str, payload: &str, now: i64) -> Result<(), Str
             .map_err(|e| e.to_string())?
             .fee_basis_points;
             crate::reviews::close_window(&mut tx, submission, now, fee)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        "exit.take_effect" => {
+            let membership = payload["membership"].as_str().unwrap_or_default();
+            crate::members::membership::take_effect(&mut tx, membership, now)
                 .await
                 .map_err(|e| e.to_string())?;
         }

@@ -411,6 +411,7 @@ pub async fn create(
     .bind(now)
     .execute(&mut *conn)
     .await?;
+    record_maintainer_joined(conn, &id, person_id, now).await?;
     ledger::open_account(conn, &AccountId::payable(&id), AccountKind::Payable).await?;
     audit::record(
         conn,
@@ -674,14 +675,16 @@ pub async fn accept_maintainer_invitation(
     if principal.maintains(&project_id) {
         return Err(CatalogueError::AlreadyMaintainer);
     }
+    let now = now_ms();
     sqlx::query(
         "INSERT INTO project_maintainers (project_id, person_id, added_at) VALUES ($1, $2, $3)",
     )
     .bind(&project_id)
     .bind(person_id)
-    .bind(now_ms())
+    .bind(now)
     .execute(&mut *conn)
     .await?;
+    record_maintainer_joined(conn, &project_id, person_id, now).await?;
     audit::record(
         conn,
         &principal.actor(),
@@ -692,6 +695,25 @@ pub async fn accept_maintainer_invitation(
     )
     .await?;
     Ok(project_id)
+}
+
+/// Notes in the maintainer history (never deleted) that a person became a maintainer; the
+/// four-eyes rule reads it (see `authz::Principal::maintained`).
+async fn record_maintainer_joined(
+    conn: &mut AnyConnection,
+    project_id: &str,
+    person_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO project_maintainer_history (project_id, person_id, added_at) VALUES ($1, $2, $3)",
+    )
+    .bind(project_id)
+    .bind(person_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// A maintainer stops maintaining the project; the last one cannot (the project's proposals
@@ -722,6 +744,16 @@ pub async fn leave(
         .bind(person_id)
         .execute(&mut *conn)
         .await?;
+    // The history keeps them: whoever maintained a project never reviews its milestones.
+    sqlx::query(
+        "UPDATE project_maintainer_history SET removed_at = $1
+         WHERE project_id = $2 AND person_id = $3 AND removed_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(project_id)
+    .bind(person_id)
+    .execute(&mut *conn)
+    .await?;
     audit::record(
         conn,
         &principal.actor(),

@@ -39,6 +39,8 @@ pub enum MembershipError {
     Money(#[from] crate::money::MoneyError),
     #[error(transparent)]
     Mail(#[from] mail::MailError),
+    #[error(transparent)]
+    Pledge(#[from] crate::pledges::PledgeError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -558,11 +560,14 @@ pub fn exit_date_for_notice(notice_ms: i64) -> i64 {
 }
 
 /// An org admin gives notice for the organisation; the exit takes effect as the statutes say.
-/// Returns the exit date.
+/// At the exit the organisation's recurring pledges end (a job at the exit date), and the board
+/// is told now, with every open commitment of the organisation. Returns the exit date.
 pub async fn give_notice(
     conn: &mut AnyConnection,
     principal: &Principal,
     organisation_id: &str,
+    now: i64,
+    base_url: &str,
 ) -> Result<i64, MembershipError> {
     authorize(
         principal,
@@ -575,14 +580,18 @@ pub async fn give_notice(
     if entry.exit_notice_at.is_some() || entry.left_at.is_some() {
         return Err(MembershipError::AlreadyLeaving);
     }
-    let now = now_ms();
     let exit = exit_date_for_notice(now);
-    sqlx::query("UPDATE memberships SET exit_notice_at = $1, left_at = $2 WHERE id = $3 AND left_at IS NULL")
-        .bind(now)
-        .bind(exit)
-        .bind(&entry.membership_id)
-        .execute(&mut *conn)
-        .await?;
+    let updated = sqlx::query(
+        "UPDATE memberships SET exit_notice_at = $1, left_at = $2 WHERE id = $3 AND left_at IS NULL",
+    )
+    .bind(now)
+    .bind(exit)
+    .bind(&entry.membership_id)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(MembershipError::AlreadyLeaving);
+    }
     audit::record(
         conn,
         &principal.actor(),
@@ -592,15 +601,19 @@ pub async fn give_notice(
         serde_json::json!({ "exit_at": exit }),
     )
     .await?;
+    exit_scheduled(conn, &entry.membership_id, exit, base_url).await?;
     Ok(exit)
 }
 
-/// The board records an exit it decided (exclusion, dissolution of the member) on a date.
+/// The board records an exit it decided (exclusion, dissolution of the member) on a date; as
+/// with a notice, the recurring pledges end at the exit and the board is told what is open.
 pub async fn record_exit(
     conn: &mut AnyConnection,
     principal: &Principal,
     membership_id: &str,
     exit_ms: i64,
+    now: i64,
+    base_url: &str,
 ) -> Result<(), MembershipError> {
     authorize(principal, Action::ManageMembers)?;
     let organisation_id: Option<String> =
@@ -614,7 +627,7 @@ pub async fn record_exit(
          WHERE id = $3 AND (left_at IS NULL OR left_at > $2)",
     )
     .bind(exit_ms)
-    .bind(now_ms())
+    .bind(now)
     .bind(membership_id)
     .execute(&mut *conn)
     .await?;
@@ -630,7 +643,246 @@ pub async fn record_exit(
         serde_json::json!({ "exit_at": exit_ms }),
     )
     .await?;
+    exit_scheduled(conn, membership_id, exit_ms, base_url).await?;
     Ok(())
+}
+
+/// What an exit sets going when it is recorded: the job that makes it take effect at
+/// `exit_at` (a moved exit date gets a job of its own; the job checks the date), and a mail to
+/// the board with the effective date and every open commitment of the organisation.
+async fn exit_scheduled(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    exit_at: i64,
+    base_url: &str,
+) -> Result<(), MembershipError> {
+    crate::jobs::schedule(
+        conn,
+        "exit.take_effect",
+        serde_json::json!({ "membership": membership_id }),
+        exit_at,
+        Some(&format!("membership-exit:{membership_id}:{exit_at}")),
+    )
+    .await?;
+    let row = sqlx::query(
+        "SELECT o.id, o.legal_name, o.slug FROM memberships m
+         JOIN organisations o ON o.id = m.organisation_id WHERE m.id = $1",
+    )
+    .bind(membership_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let organisation_id: String = row.get("id");
+    let name: String = row.get("legal_name");
+    let slug: String = row.get("slug");
+    let commitments = commitments_of(conn, &organisation_id, Some(membership_id)).await?;
+    let url = format!(
+        "{}/organisations/{slug}#commitments",
+        base_url.trim_end_matches('/')
+    );
+    let board = sqlx::query(
+        "SELECT p.email, p.locale FROM people p JOIN platform_roles r ON r.person_id = p.id
+         WHERE r.role = 'board' ORDER BY p.id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in board {
+        let locale = Locale::from_tag(&row.get::<String, _>("locale")).unwrap_or_default();
+        let mail = mail::compose(
+            row.get::<String, _>("email"),
+            locale,
+            "member_leaving",
+            "hardening.governance.leaving_mail",
+            &[
+                ("organisation", &name),
+                ("date", &i18n::format_date(exit_at, locale)),
+                ("commitments", &commitments.as_text(locale)),
+            ],
+            Some(url.clone()),
+        );
+        mail::enqueue(conn, &mail).await?;
+    }
+    Ok(())
+}
+
+/// The exit's job: once the exit date has come, the organisation's recurring pledges end as of
+/// that date (periods that start after it are not collected). Nothing happens for a job whose
+/// date was moved. Returns how many recurring pledges ended.
+pub async fn take_effect(
+    conn: &mut AnyConnection,
+    membership_id: &str,
+    now: i64,
+) -> Result<usize, MembershipError> {
+    let row = sqlx::query("SELECT organisation_id, left_at FROM memberships WHERE id = $1")
+        .bind(membership_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(MembershipError::UnknownMembership)?;
+    let Some(exit_at) = row.get::<Option<i64>, _>("left_at").filter(|at| *at <= now) else {
+        return Ok(0);
+    };
+    let organisation_id: String = row.get("organisation_id");
+    Ok(crate::pledges::recurring::end_with_membership(conn, &organisation_id, exit_at).await?)
+}
+
+/// A one-off pledge's money still in escrow, per proposal.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenPledge {
+    pub proposal_id: String,
+    pub proposal_title: String,
+    pub proposal_status: String,
+    pub open: Money,
+}
+
+/// A recurring pledge of a contract that still runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunningRecurring {
+    pub id: String,
+    pub proposal_id: String,
+    pub proposal_title: String,
+    pub amount: Money,
+    pub first_period: i64,
+    pub last_period: i64,
+    /// Periods of its term not collected (nor lapsed) yet.
+    pub periods_left: i64,
+    pub stopped_at: Option<i64>,
+}
+
+/// Everything an organisation still has running with money: what the board looks at when a
+/// member leaves.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Commitments {
+    /// Pledges (one-off, and instalments already collected) with money in escrow: they stay
+    /// until their proposal ends.
+    pub pledges: Vec<OpenPledge>,
+    /// Recurring pledges of contracts that still collect; they end at the exit.
+    pub recurring: Vec<RunningRecurring>,
+    /// Shares and dues not paid in full.
+    pub obligations: Vec<Obligation>,
+}
+
+impl Commitments {
+    pub fn is_empty(&self) -> bool {
+        self.pledges.is_empty() && self.recurring.is_empty() && self.obligations.is_empty()
+    }
+
+    /// One line per commitment, for the board's mail.
+    pub fn as_text(&self, locale: Locale) -> String {
+        let t = |key: &str, args: &[(&str, &str)]| {
+            i18n::t_with(locale, &format!("hardening.governance.{key}"), args)
+        };
+        let mut lines = Vec::new();
+        for p in &self.pledges {
+            lines.push(t(
+                "line_pledge",
+                &[
+                    ("title", &p.proposal_title),
+                    ("amount", &p.open.format(locale)),
+                ],
+            ));
+        }
+        for r in &self.recurring {
+            let (from, to, left) = (
+                r.first_period.to_string(),
+                r.last_period.to_string(),
+                r.periods_left.to_string(),
+            );
+            lines.push(t(
+                "line_recurring",
+                &[
+                    ("title", &r.proposal_title),
+                    ("amount", &r.amount.format(locale)),
+                    ("from", &from),
+                    ("to", &to),
+                    ("left", &left),
+                ],
+            ));
+        }
+        for o in &self.obligations {
+            let kind = i18n::t(locale, &format!("members.kind.{}", o.kind));
+            let year = o.year.to_string();
+            let owed = Money::from_cents(o.amount.cents().saturating_sub(o.paid.cents()));
+            lines.push(t(
+                "line_obligation",
+                &[
+                    ("kind", &kind),
+                    ("year", &year),
+                    ("amount", &owed.format(locale)),
+                ],
+            ));
+        }
+        if lines.is_empty() {
+            t("line_none", &[])
+        } else {
+            lines.join("\n")
+        }
+    }
+}
+
+/// The organisation's open commitments: pledges with money in escrow, recurring pledges of
+/// contracts that still collect, and (with a membership) unpaid shares and dues.
+pub async fn commitments_of(
+    conn: &mut AnyConnection,
+    organisation_id: &str,
+    membership_id: Option<&str>,
+) -> Result<Commitments, sqlx::Error> {
+    let pledges = sqlx::query(
+        "SELECT pl.proposal_id, pr.title, pr.status,
+                CAST(SUM(pl.committed - pl.released - pl.refunded) AS BIGINT) AS open
+         FROM pledges pl JOIN proposals pr ON pr.id = pl.proposal_id
+         WHERE pl.organisation_id = $1
+         GROUP BY pl.proposal_id, pr.title, pr.status
+         HAVING SUM(pl.committed - pl.released - pl.refunded) > 0
+         ORDER BY pr.title, pl.proposal_id",
+    )
+    .bind(organisation_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| OpenPledge {
+        proposal_id: row.get("proposal_id"),
+        proposal_title: row.get("title"),
+        proposal_status: row.get("status"),
+        open: Money::from_cents(row.get("open")),
+    })
+    .collect();
+    let recurring = sqlx::query(
+        "SELECT rp.id, rp.proposal_id, pr.title, rp.amount, rp.first_period, rp.last_period,
+                rp.stopped_at,
+                CAST(rp.last_period - rp.first_period + 1
+                     - (SELECT COUNT(*) FROM recurring_collections rc
+                        WHERE rc.recurring_pledge_id = rp.id) AS BIGINT) AS periods_left
+         FROM recurring_pledges rp JOIN proposals pr ON pr.id = rp.proposal_id
+         WHERE rp.organisation_id = $1 AND pr.status IN ('open', 'funded', 'in_progress')
+         ORDER BY rp.created_at, rp.id",
+    )
+    .bind(organisation_id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| RunningRecurring {
+        id: row.get("id"),
+        proposal_id: row.get("proposal_id"),
+        proposal_title: row.get("title"),
+        amount: Money::from_cents(row.get("amount")),
+        first_period: row.get("first_period"),
+        last_period: row.get("last_period"),
+        periods_left: row.get("periods_left"),
+        stopped_at: row.get("stopped_at"),
+    })
+    .collect();
+    let obligations = match membership_id {
+        Some(membership_id) => obligations_of(conn, membership_id)
+            .await?
+            .into_iter()
+            .filter(|o| o.status != "paid")
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Commitments {
+        pledges,
+        recurring,
+        obligations,
+    })
 }
 
 /// Records the year's dues as owed by every member that is a member in that year; running it

@@ -290,6 +290,21 @@ pub async fn collect_period(
     if !collecting(&proposal) {
         return Ok(());
     }
+    // An organisation that left the cooperative pays no instalment after its exit. The exit's
+    // job has normally ended its pledges already; this catches a late or failed job.
+    let left: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT DISTINCT rp.organisation_id, m.left_at FROM recurring_pledges rp
+         JOIN memberships m ON m.organisation_id = rp.organisation_id
+         WHERE rp.proposal_id = $1 AND rp.stopped_at IS NULL
+           AND m.left_at IS NOT NULL AND m.left_at <= $2 AND rp.created_at < m.left_at",
+    )
+    .bind(proposal_id)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (organisation_id, exit_at) in left {
+        end_with_membership(conn, &organisation_id, exit_at).await?;
+    }
     let due = sqlx::query(
         "SELECT rp.id, rp.organisation_id, rp.amount FROM recurring_pledges rp
          WHERE rp.proposal_id = $1 AND rp.first_period <= $2 AND rp.last_period >= $2
@@ -496,6 +511,41 @@ pub async fn stop(
     recurring_id: &str,
     now: i64,
 ) -> Result<(), PledgeError> {
+    let organisation_id: String =
+        sqlx::query_scalar("SELECT organisation_id FROM recurring_pledges WHERE id = $1")
+            .bind(recurring_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(PledgeError::UnknownRecurring)?;
+    authorize(
+        principal,
+        Action::PledgeForOrganisation {
+            organisation_id: &organisation_id,
+        },
+    )?;
+    end(
+        conn,
+        &principal.actor(),
+        principal.person_id.as_deref(),
+        recurring_id,
+        now,
+        "pledge.recurring_stopped",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends a recurring pledge as of `at`: the periods that have not started by then are not
+/// collected; the period running at `at` is still owed. `stopped_by` is the person, or `None`
+/// for the platform. Returns whether it ended now (false: it had ended already).
+async fn end(
+    conn: &mut AnyConnection,
+    actor: &ledger::Actor,
+    stopped_by: Option<&str>,
+    recurring_id: &str,
+    at: i64,
+    audit_action: &str,
+) -> Result<bool, PledgeError> {
     let row = sqlx::query(
         "SELECT proposal_id, organisation_id, first_period, last_period, stopped_at
          FROM recurring_pledges WHERE id = $1",
@@ -504,16 +554,10 @@ pub async fn stop(
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(PledgeError::UnknownRecurring)?;
-    let organisation_id: String = row.get("organisation_id");
-    authorize(
-        principal,
-        Action::PledgeForOrganisation {
-            organisation_id: &organisation_id,
-        },
-    )?;
     if row.get::<Option<i64>, _>("stopped_at").is_some() {
-        return Ok(());
+        return Ok(false);
     }
+    let organisation_id: String = row.get("organisation_id");
     let proposal_id: String = row.get("proposal_id");
     lock_proposal(conn, &proposal_id).await?;
     let proposal = maintenance_contract(conn, &proposal_id).await?;
@@ -526,27 +570,66 @@ pub async fn stop(
     .bind(recurring_id)
     .fetch_one(&mut *conn)
     .await?;
-    let new_last = tried.max(proposal.current_period(now)).clamp(first, last);
-    sqlx::query(
+    let new_last = tried.max(proposal.current_period(at)).clamp(first, last);
+    let ended = sqlx::query(
         "UPDATE recurring_pledges SET last_period = $1, stopped_at = $2, stopped_by = $3
          WHERE id = $4 AND stopped_at IS NULL",
     )
     .bind(new_last)
-    .bind(now)
-    .bind(principal.person_id.as_deref())
+    .bind(at)
+    .bind(stopped_by)
     .bind(recurring_id)
     .execute(&mut *conn)
     .await?;
+    if ended.rows_affected() != 1 {
+        return Ok(false);
+    }
     audit::record(
         conn,
-        &principal.actor(),
-        "pledge.recurring_stopped",
+        actor,
+        audit_action,
         &proposal_id,
         Some(&organisation_id),
-        serde_json::json!({ "last_period": new_last }),
+        serde_json::json!({ "recurring_pledge": recurring_id, "last_period": new_last }),
     )
     .await?;
-    Ok(())
+    Ok(true)
+}
+
+/// A membership's end ends the organisation's recurring pledges with it (the statutes: a
+/// member's running commitments end when it leaves): every recurring pledge made before the
+/// exit at `exit_at` ends as of that moment, so no period that starts after the exit is
+/// collected. One-off pledges stay until their proposal ends. Returns how many ended now.
+pub async fn end_with_membership(
+    conn: &mut AnyConnection,
+    organisation_id: &str,
+    exit_at: i64,
+) -> Result<usize, PledgeError> {
+    let running: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM recurring_pledges
+         WHERE organisation_id = $1 AND stopped_at IS NULL AND created_at < $2
+         ORDER BY created_at, id",
+    )
+    .bind(organisation_id)
+    .bind(exit_at)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut ended = 0;
+    for recurring_id in running {
+        if end(
+            conn,
+            &ledger::Actor::system(),
+            None,
+            &recurring_id,
+            exit_at,
+            "exit.recurring_ended",
+        )
+        .await?
+        {
+            ended += 1;
+        }
+    }
+    Ok(ended)
 }
 
 /// An organisation's recurring pledge, as its admins see it on the proposal page.

@@ -112,6 +112,8 @@ pub async fn hide(
 ) -> Result<String, ProposalError> {
     authorize(principal, Action::ModerateComments)?;
     let (proposal_id, _, _) = find(conn, comment_id).await?;
+    // A draft's discussion is not the board's to see, nor to moderate.
+    super::visible(conn, principal, &proposal_id).await?;
     sqlx::query(
         "UPDATE comments SET hidden_at = $1, hidden_by = $2 WHERE id = $3 AND hidden_at IS NULL",
     )

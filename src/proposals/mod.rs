@@ -257,8 +257,8 @@ pub async fn list(conn: &mut AnyConnection, filter: &Filter) -> Result<Vec<Propo
         .collect())
 }
 
-/// Proposals of a project that `principal` may see (drafts only for the project's maintainers
-/// and the proposals' authors).
+/// Proposals of a project that `principal` may see ([`may_see`]: drafts only for their
+/// authors, the requesting organisation and the project's maintainers).
 pub async fn of_project(
     conn: &mut AnyConnection,
     principal: &Principal,
@@ -297,17 +297,23 @@ pub fn roles_of(principal: &Principal, proposal: &Proposal) -> Vec<Role> {
     roles
 }
 
-/// Drafts are private to their authors, the requesting organisation and the maintainers.
+/// Proposals that have not opened for funding are private: drafts to their authors, the
+/// requesting organisation and the maintainers; once submitted, the board sees them too (the
+/// rule is `authz::Action::ViewUnopenedProposal`).
 pub fn may_see(principal: &Principal, proposal: &Proposal) -> bool {
     if !matches!(proposal.status, State::Draft | State::AwaitingMaintainer) {
         return true;
     }
-    let roles = roles_of(principal, proposal);
-    let in_org = proposal
-        .organisation_id
-        .as_deref()
-        .is_some_and(|org| principal.role_in(org).is_some());
-    !roles.is_empty() || in_org
+    authorize(
+        principal,
+        Action::ViewUnopenedProposal {
+            project_id: &proposal.project_id,
+            organisation_id: proposal.organisation_id.as_deref(),
+            proposed_by: proposal.proposed_by.as_deref(),
+            submitted: proposal.status == State::AwaitingMaintainer,
+        },
+    )
+    .is_ok()
 }
 
 /// A proposal as `principal` may see it.

@@ -172,6 +172,20 @@ async fn milestone_facts(
     })
 }
 
+/// Everyone who submitted the milestone, in any round: none of them may judge it (four-eyes
+/// rule, with the maintainer history in `authz`).
+async fn submitters(
+    conn: &mut AnyConnection,
+    milestone_id: &str,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT submitted_by FROM milestone_submissions WHERE milestone_id = $1",
+    )
+    .bind(milestone_id)
+    .fetch_all(&mut *conn)
+    .await
+}
+
 /// What a submission needs from the configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct ReviewSettings<'a> {
@@ -487,11 +501,13 @@ pub async fn review(
 ) -> Result<Outcome, ReviewError> {
     let submission = submission_facts(conn, submission_id).await?;
     let facts = milestone_facts(conn, &submission.milestone_id).await?;
+    let submitted_by = submitters(conn, &facts.id).await?;
     authorize(
         principal,
         Action::ReviewMilestone {
             organisation_id: (reviewer != POOL).then_some(reviewer),
             project_id: &facts.project_id,
+            submitted_by: &submitted_by,
         },
     )?;
     if decision == Decision::Reject && reason.trim().is_empty() {
@@ -736,10 +752,12 @@ pub async fn decide_dispute(
     fee_basis_points: u32,
 ) -> Result<(), ReviewError> {
     let facts = milestone_facts(conn, milestone_id).await?;
+    let submitted_by = submitters(conn, milestone_id).await?;
     authorize(
         principal,
         Action::ArbitrateDispute {
             project_id: &facts.project_id,
+            submitted_by: &submitted_by,
         },
     )?;
     if reason.trim().is_empty() {
@@ -999,6 +1017,7 @@ pub async fn milestone_views(
                 reviews,
             });
         }
+        let submitted_by = submitters(conn, &milestone.id).await?;
         let open = submissions.last().filter(|s| {
             s.outcome.is_none() && now < s.review_ends_at && proposal.status == State::InProgress
         });
@@ -1011,6 +1030,7 @@ pub async fn milestone_views(
                     Action::ReviewMilestone {
                         organisation_id: organisation,
                         project_id: &proposal.project_id,
+                        submitted_by: &submitted_by,
                     },
                 )
                 .is_ok();
@@ -1048,6 +1068,7 @@ pub async fn milestone_views(
                 principal,
                 Action::ArbitrateDispute {
                     project_id: &proposal.project_id,
+                    submitted_by: &submitted_by,
                 },
             )
             .is_ok();

@@ -179,7 +179,15 @@ async fn record_exit(
     let date =
         parse_date(&form.date).ok_or_else(|| AppError::bad_request("membership.date_invalid"))?;
     let mut tx = state.db.begin().await?;
-    membership::record_exit(&mut tx, &ctx.principal, &membership_id, date).await?;
+    membership::record_exit(
+        &mut tx,
+        &ctx.principal,
+        &membership_id,
+        date,
+        state.clock.now_ms(),
+        state.config.base_url.as_str(),
+    )
+    .await?;
     tx.commit().await?;
     ctx.flash("flash.exit_recorded");
     Ok(see_other("/members"))

@@ -154,6 +154,23 @@ async fn show_organisation(
     } else {
         Vec::new()
     };
+    // A leaving (or former) member's open commitments: for its people, the board and the
+    // treasurer.
+    let leaving = entry.as_ref().filter(|e| e.status != "active");
+    let commitments = match leaving {
+        Some(entry)
+            if authorize(
+                &ctx.principal,
+                Action::ViewOrganisationInternals {
+                    organisation_id: &org.id,
+                },
+            )
+            .is_ok() =>
+        {
+            Some(membership::commitments_of(&mut conn, &org.id, Some(&entry.membership_id)).await?)
+        }
+        _ => None,
+    };
     drop(conn);
     let is_admin = ctx.principal.is_admin_of(&org.id);
     let page = state.render(
@@ -167,6 +184,7 @@ async fn show_organisation(
             obligations => value(&obligations),
             application => value(&application),
             paid_for => value(&paid_for),
+            commitments => value(&commitments),
             is_admin => is_admin,
             me => ctx.person_id(),
             my_role => ctx.principal.role_in(&org.id).map(|r| r.as_str()),
@@ -418,7 +436,14 @@ async fn give_notice(
         return Err(Denied::NotLoggedIn.into());
     }
     let mut tx = state.db.begin().await?;
-    membership::give_notice(&mut tx, &ctx.principal, &org.id).await?;
+    membership::give_notice(
+        &mut tx,
+        &ctx.principal,
+        &org.id,
+        state.clock.now_ms(),
+        state.config.base_url.as_str(),
+    )
+    .await?;
     tx.commit().await?;
     ctx.flash("flash.notice_given");
     Ok(see_other(&format!("/organisations/{slug}")))

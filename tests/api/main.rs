@@ -10,6 +10,7 @@ mod catalogue;
 mod cli;
 mod demo;
 mod hardening_bank;
+mod hardening_governance;
 mod helpers;
 mod ledger;
 mod mail;

@@ -13,7 +13,7 @@ fn hidden(page: &str, name: &str) -> String {
 }
 
 /// Erika's association applies for `shares` shares; returns (slug, organisation id).
-async fn applicant(app: &TestApp, erika: &Browser, shares: &str) -> (String, String) {
+pub(crate) async fn applicant(app: &TestApp, erika: &Browser, shares: &str) -> (String, String) {
     let (slug, id) = app.organisation(erika, "Offene Daten e. V.").await;
     let form = erika
         .page(&format!("/organisations/{slug}/membership"))
@@ -38,7 +38,7 @@ async fn applicant(app: &TestApp, erika: &Browser, shares: &str) -> (String, Str
     (slug, id)
 }
 
-async fn application_id(app: &TestApp, organisation_id: &str) -> String {
+pub(crate) async fn application_id(app: &TestApp, organisation_id: &str) -> String {
     sqlx::query_scalar("SELECT id FROM membership_applications WHERE organisation_id = $1")
         .bind(organisation_id)
         .fetch_one(&mut *app.conn().await)

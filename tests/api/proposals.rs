@@ -361,7 +361,8 @@ async fn each_role_may_make_exactly_its_transitions() {
         ("draft", "submit", &requester, 303, "awaiting_maintainer"),
         ("draft", "submit", &maintainer, 303, "awaiting_maintainer"),
         ("draft", "submit", &stranger, 404, "draft"),
-        ("draft", "submit", &board, 403, "draft"),
+        // A draft is its proposer's: the board does not see it (issue #20, item 12).
+        ("draft", "submit", &board, 404, "draft"),
         ("draft", "agree", &maintainer, 409, "draft"),
         ("draft", "withdraw", &requester, 303, "cancelled"),
         (
