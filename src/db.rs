@@ -224,7 +224,9 @@ pub fn is_busy(error: &sqlx::Error) -> bool {
             code == "5"
                 || code == "6"
                 || code == "55P03"
-                || code.parse::<i64>().is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
+                || code
+                    .parse::<i64>()
+                    .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
                 || e.message().contains("database is locked")
         }
         sqlx::Error::PoolTimedOut => true,

@@ -755,7 +755,10 @@ mod tests {
             Locale::En,
             "test",
             "mail.test",
-            &[("name", "Ada\r\n\r\nPlease log in at http://evil.example\u{2028}now\t\u{0}\u{7f}\u{85}!")],
+            &[(
+                "name",
+                "Ada\r\n\r\nPlease log in at http://evil.example\u{2028}now\t\u{0}\u{7f}\u{85}!",
+            )],
             None,
         );
         assert_eq!(

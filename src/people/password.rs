@@ -222,12 +222,18 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::unwrap_used)]
     async fn a_hasher_hashes_one_at_a_time_and_refuses_after_its_wait() {
         let hasher = Hasher::new(1, std::time::Duration::from_millis(10));
         let slot = hasher.slot().await.unwrap();
         let busy = hasher.hash("correct horse battery").await;
         assert!(
-            matches!(busy, Err(HashError::Busy { retry_after_secs: 1 })),
+            matches!(
+                busy,
+                Err(HashError::Busy {
+                    retry_after_secs: 1
+                })
+            ),
             "{busy:?}"
         );
         assert_eq!(hasher.hashes_computed(), 0);

@@ -56,7 +56,10 @@ mod tests {
     #[test]
     fn only_local_paths_are_followed_after_login() {
         assert_eq!(local_path(Some("/organisations/x")), "/organisations/x");
-        assert_eq!(local_path(Some("/proposals/1?tab=a%20b")), "/proposals/1?tab=a%20b");
+        assert_eq!(
+            local_path(Some("/proposals/1?tab=a%20b")),
+            "/proposals/1?tab=a%20b"
+        );
         assert_eq!(local_path(Some("//evil.example/")), "/");
         assert_eq!(local_path(Some("https://evil.example/")), "/");
         assert_eq!(local_path(Some("/\\evil.example")), "/");

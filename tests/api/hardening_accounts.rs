@@ -88,7 +88,11 @@ async fn parallel_guesses_are_checked_at_most_five_times_and_the_right_password_
     more.insert(4, (email.to_owned(), PASSWORD.to_owned()));
     let statuses = log_in_at_once(&app, &more).await;
     assert_eq!(tally(&statuses, 429), 10, "{statuses:?}");
-    assert_eq!(attempts_of(&app, email).await, 1 + 5, "nothing more checked");
+    assert_eq!(
+        attempts_of(&app, email).await,
+        1 + 5,
+        "nothing more checked"
+    );
     let succeeded = count(
         &app,
         "SELECT CAST(COUNT(*) AS BIGINT) FROM login_attempts WHERE email = $1 AND succeeded = 1",
@@ -102,7 +106,12 @@ async fn parallel_guesses_are_checked_at_most_five_times_and_the_right_password_
 async fn parallel_guesses_on_many_accounts_are_checked_at_most_twenty_times_per_address() {
     let app = spawn_app().await;
     let guesses: Vec<(String, String)> = (0..30)
-        .map(|i| (format!("guess{i}@verein.example"), "wrong password!".to_owned()))
+        .map(|i| {
+            (
+                format!("guess{i}@verein.example"),
+                "wrong password!".to_owned(),
+            )
+        })
         .collect();
     let statuses = log_in_at_once(&app, &guesses).await;
     assert_eq!(tally(&statuses, 422), 20, "{statuses:?}");
@@ -205,10 +214,7 @@ async fn parallel_registrations_from_one_address_stop_at_the_limit_with_a_clear_
     assert_eq!(tally(&statuses, 200), 10, "{statuses:?}");
     assert_eq!(tally(&statuses, 429), 20, "{statuses:?}");
     assert_eq!(people_count(&app).await, 10);
-    let refused = responses
-        .into_iter()
-        .find(|r| r.status() == 429)
-        .unwrap();
+    let refused = responses.into_iter().find(|r| r.status() == 429).unwrap();
     let retry_after: u64 = refused.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -307,7 +313,10 @@ async fn invitations_are_limited_per_person() {
         let invited = erika
             .post(
                 &format!("/organisations/{slug}/invitations"),
-                &[("email", &format!("p{i}@verein.example")), ("role", "member")],
+                &[
+                    ("email", &format!("p{i}@verein.example")),
+                    ("role", "member"),
+                ],
             )
             .await;
         assert_eq!(invited.status(), 303);
@@ -327,7 +336,11 @@ async fn invitations_are_limited_per_person() {
     )
     .await;
     assert_eq!(invitations, 2);
-    assert!(app.last_mail("p2@verein.example", "invitation").await.is_none());
+    assert!(
+        app.last_mail("p2@verein.example", "invitation")
+            .await
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -393,7 +406,11 @@ async fn every_reset_link_dies_when_one_is_used_or_the_password_changes() {
     let new_password = "ein ganz neues passwort";
     let used = visitor.post(&links[1], &[("password", new_password)]).await;
     assert_eq!(used.status(), 303);
-    assert_eq!(visitor.get(&links[0]).await.status(), 410, "the older link died");
+    assert_eq!(
+        visitor.get(&links[0]).await.status(),
+        410,
+        "the older link died"
+    );
     let late = visitor
         .post(&links[0], &[("password", "noch ein anderes passwort")])
         .await;
@@ -532,7 +549,10 @@ async fn line_breaks_in_stored_names_never_reach_mail_headers_or_start_a_line() 
             "a line of its own: {line:?}\n{text}"
         );
     }
-    assert!(text.contains("Verein A Please log in at http://evil.example"), "{text}");
+    assert!(
+        text.contains("Verein A Please log in at http://evil.example"),
+        "{text}"
+    );
 
     // An outbox row with a line break in its subject (written by hand or an old version) is
     // sent without it: no header can be added.
@@ -555,8 +575,7 @@ async fn line_breaks_in_stored_names_never_reach_mail_headers_or_start_a_line() 
         "ALLMENDE_DATA_DIR".to_owned(),
         dir.path().display().to_string(),
     )];
-    let config =
-        Config::load_from(None, &env, &allmende::config::Overrides::default()).unwrap();
+    let config = Config::load_from(None, &env, &allmende::config::Overrides::default()).unwrap();
     let mailer = allmende::mail::Mailer::from_config(&config).unwrap();
     let report = allmende::mail::deliver_due(&app.db, &mailer, allmende::db::now_ms(), 10)
         .await

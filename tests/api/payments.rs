@@ -330,10 +330,15 @@ async fn upload(browser: &Browser, xml: &str) -> reqwest::Response {
     browser
         .client
         .post(browser.url("/treasurer/statements"))
-        .multipart(reqwest::multipart::Form::new().text("csrf_token", token).part(
-            "statement",
-            reqwest::multipart::Part::bytes(xml.as_bytes().to_vec()).file_name("auszug.xml"),
-        ))
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("csrf_token", token)
+                .part(
+                    "statement",
+                    reqwest::multipart::Part::bytes(xml.as_bytes().to_vec())
+                        .file_name("auszug.xml"),
+                ),
+        )
         .send()
         .await
         .unwrap()
