@@ -827,6 +827,33 @@ mod tests {
     }
 
     #[test]
+    fn limits_have_production_defaults_and_can_be_raised() {
+        let limits = Config::defaults().limits;
+        assert_eq!(limits.login_failures_per_account, 5);
+        assert_eq!(limits.login_failures_per_address, 20);
+        assert_eq!(limits.registrations_per_address_hour, 10);
+        assert_eq!(limits.mails_per_recipient_hour, 3);
+        assert!(limits.concurrent_password_hashes >= 1);
+        let config = Config::load_from(
+            None,
+            &env(&[("ALLMENDE_LIMITS_REGISTRATIONS_PER_ADDRESS_HOUR", "500")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(config.limits.registrations_per_address_hour, 500);
+        for bad in ["0", "-1", "many"] {
+            let err = Config::load_from(
+                None,
+                &env(&[("ALLMENDE_LIMITS_MAILS_PER_RECIPIENT_HOUR", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("limits.mails_per_recipient_hour"), "{err}");
+        }
+    }
+
+    #[test]
     fn stripe_needs_both_keys() {
         let err = Config::load_from(
             None,

@@ -488,22 +488,35 @@ async fn revoke_reset_links(
 }
 
 /// Changes the password after checking the current one; every other session of the person ends,
-/// and so does every reset link. Both hashing steps run before the write transaction.
+/// and so does every reset link. Both hashing steps run before the write transaction. The check
+/// of the current password counts as a login attempt, within the same limits: a stolen session
+/// cannot be used to guess the password without limit.
+#[allow(clippy::too_many_arguments)]
 pub async fn change_password(
     db: &Db,
     hasher: &password::Hasher,
+    limits: &Limits,
     person: &Person,
     current: &str,
     new_password: &str,
     keep_session: &str,
+    address: &str,
 ) -> Result<(), PeopleError> {
+    match login::authenticate(db, hasher, limits, &person.email, current, address).await {
+        Ok(checked) if checked.id == person.id => {}
+        Ok(_) | Err(login::LoginError::Invalid) => return Err(PeopleError::WrongPassword),
+        Err(login::LoginError::Throttled { until_ms }) => {
+            return Err(PeopleError::Limited {
+                retry_at_ms: until_ms,
+            });
+        }
+        Err(login::LoginError::Hash(error)) => return Err(error.into()),
+        Err(login::LoginError::Db(error)) => return Err(error.into()),
+    }
     let old_hash = {
         let mut conn = db.pool().acquire().await?;
         password_hash_of(&mut conn, &person.id).await?
     };
-    if !hasher.verify(current, &old_hash).await? {
-        return Err(PeopleError::WrongPassword);
-    }
     password::check(new_password, &person.email, &person.name).map_err(PeopleError::Password)?;
     let new_hash = hasher.hash(new_password).await?;
 

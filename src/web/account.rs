@@ -338,10 +338,12 @@ async fn change_password(
     match people::change_password(
         &state.db,
         &state.hasher,
+        &state.config.limits,
         person,
         &form.current_password,
         &form.new_password,
         &keep,
+        &ctx.address,
     )
     .await
     {

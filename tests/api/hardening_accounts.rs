@@ -601,3 +601,47 @@ async fn line_breaks_in_stored_names_never_reach_mail_headers_or_start_a_line() 
     );
     assert!(message.bcc().is_none());
 }
+
+#[tokio::test]
+async fn a_stolen_session_cannot_guess_the_current_password_without_limit() {
+    let app = spawn_app().await;
+    let email = "erika@verein.example";
+    let (_, thief) = app.person("Erika", email, &[]).await;
+    let change = |current: &'static str| {
+        let thief = &thief;
+        async move {
+            thief
+                .post(
+                    "/account/password",
+                    &[
+                        ("current_password", current),
+                        ("new_password", "das passwort des angreifers"),
+                    ],
+                )
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(change("geraten, aber falsch").await, 422);
+    }
+    assert_eq!(
+        change(PASSWORD).await,
+        429,
+        "the guesses count like failed logins"
+    );
+    assert_eq!(
+        app.browser()
+            .log_in(email, "das passwort des angreifers")
+            .await
+            .status(),
+        429,
+        "the account is locked for the window, and the password was not changed"
+    );
+    sqlx::query("UPDATE login_attempts SET at = at - 16 * 60 * 1000")
+        .execute(&mut *app.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(app.browser().log_in(email, PASSWORD).await.status(), 303);
+}
