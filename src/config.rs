@@ -94,6 +94,32 @@ pub struct Config {
     /// The cooperative's name and address, on receipts.
     pub cooperative_name: String,
     pub cooperative_address: String,
+    /// Limits on guessing and on mails anyone can cause, and on concurrent password hashing.
+    pub limits: Limits,
+}
+
+/// Limits against guessing and flooding. Production defaults; tests may raise them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Failed logins of one account within 15 minutes before it is locked for the rest of them.
+    pub login_failures_per_account: i64,
+    /// Failed logins from one network address within 15 minutes (many accounts, one guesser).
+    pub login_failures_per_address: i64,
+    /// Registrations from one network address per hour.
+    pub registrations_per_address_hour: i64,
+    /// Password-reset requests from one network address per hour.
+    pub password_resets_per_address_hour: i64,
+    /// Mails that anybody can cause to one address (registration of a taken address, reset
+    /// links), per hour: nobody can flood someone else's mailbox through the platform.
+    pub mails_per_recipient_hour: i64,
+    /// Invitations (to organisations and projects) one person may send per hour.
+    pub invitations_per_person_hour: i64,
+    /// Invitations from one network address per hour.
+    pub invitations_per_address_hour: i64,
+    /// Password hashes (argon2id, 19 MiB each) computed at once; more wait.
+    pub concurrent_password_hashes: usize,
+    /// How long a request waits for its turn to hash before it is answered "busy, try again".
+    pub password_hash_wait_seconds: u64,
 }
 
 impl fmt::Debug for Config {
@@ -118,6 +144,7 @@ impl fmt::Debug for Config {
             .field("behind_proxy", &self.behind_proxy)
             .field("bank", &self.bank)
             .field("cooperative_name", &self.cooperative_name)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -182,6 +209,15 @@ pub const SETTINGS: &[&str] = &[
     "bank.name",
     "cooperative.name",
     "cooperative.address",
+    "limits.login_failures_per_account",
+    "limits.login_failures_per_address",
+    "limits.registrations_per_address_hour",
+    "limits.password_resets_per_address_hour",
+    "limits.mails_per_recipient_hour",
+    "limits.invitations_per_person_hour",
+    "limits.invitations_per_address_hour",
+    "limits.concurrent_password_hashes",
+    "limits.password_hash_wait_seconds",
 ];
 
 pub fn env_name(setting: &str) -> String {
@@ -533,6 +569,8 @@ impl Config {
         let cooperative_address =
             text("cooperative.address", "Musterstraße 1, 12345 Musterhausen").0;
 
+        let limits = read_limits(&text)?;
+
         Ok(Config {
             bind,
             base_url,
@@ -554,8 +592,51 @@ impl Config {
             bank,
             cooperative_name,
             cooperative_address,
+            limits,
         })
     }
+}
+
+/// The `limits.*` settings: whole numbers from 1 to 1,000,000 each.
+fn read_limits(
+    text: &dyn Fn(&'static str, &str) -> (String, String),
+) -> Result<Limits, ConfigError> {
+    let number = |name: &'static str, default: &str| -> Result<i64, ConfigError> {
+        let (value, origin) = text(name, default);
+        value
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1_000_000).contains(n))
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                origin,
+                reason: format!("`{value}` is not a whole number from 1 to 1000000"),
+            })
+    };
+    // argon2id takes one core for its time: by default as many at once as there are cores.
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .to_string();
+    Ok(Limits {
+        login_failures_per_account: number("limits.login_failures_per_account", "5")?,
+        login_failures_per_address: number("limits.login_failures_per_address", "20")?,
+        registrations_per_address_hour: number("limits.registrations_per_address_hour", "10")?,
+        password_resets_per_address_hour: number("limits.password_resets_per_address_hour", "10")?,
+        mails_per_recipient_hour: number("limits.mails_per_recipient_hour", "3")?,
+        invitations_per_person_hour: number("limits.invitations_per_person_hour", "50")?,
+        invitations_per_address_hour: number("limits.invitations_per_address_hour", "50")?,
+        concurrent_password_hashes: usize::try_from(number(
+            "limits.concurrent_password_hashes",
+            &cores,
+        )?)
+        .unwrap_or(1),
+        password_hash_wait_seconds: u64::try_from(number(
+            "limits.password_hash_wait_seconds",
+            "10",
+        )?)
+        .unwrap_or(10),
+    })
 }
 
 fn read_file(path: &Path, layers: &mut Layers) -> Result<(), ConfigError> {
@@ -743,6 +824,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("mail.from"), "{err}");
+    }
+
+    #[test]
+    fn limits_have_production_defaults_and_can_be_raised() {
+        let limits = Config::defaults().limits;
+        assert_eq!(limits.login_failures_per_account, 5);
+        assert_eq!(limits.login_failures_per_address, 20);
+        assert_eq!(limits.registrations_per_address_hour, 10);
+        assert_eq!(limits.mails_per_recipient_hour, 3);
+        assert!(limits.concurrent_password_hashes >= 1);
+        let config = Config::load_from(
+            None,
+            &env(&[("ALLMENDE_LIMITS_REGISTRATIONS_PER_ADDRESS_HOUR", "500")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(config.limits.registrations_per_address_hour, 500);
+        for bad in ["0", "-1", "many"] {
+            let err = Config::load_from(
+                None,
+                &env(&[("ALLMENDE_LIMITS_MAILS_PER_RECIPIENT_HOUR", bad)]),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("limits.mails_per_recipient_hour"), "{err}");
+        }
     }
 
     #[test]

@@ -139,9 +139,23 @@ impl Db {
     /// Begins a transaction that may write. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so two writers queue instead of failing with "database is locked"
     /// when the first one upgrades from reading to writing.
+    ///
+    /// A writer that still finds the lock taken after `busy_timeout` tries again, up to
+    /// [`BEGIN_ATTEMPTS`] times, so a burst of writers queues instead of failing.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Sqlite => {
+                let mut attempt = 1;
+                loop {
+                    match self.pool.begin_with("BEGIN IMMEDIATE").await {
+                        Err(error) if is_busy(&error) && attempt < BEGIN_ATTEMPTS => {
+                            tracing::warn!(attempt, "SQLite write lock still taken; waiting again");
+                            attempt += 1;
+                        }
+                        other => return other,
+                    }
+                }
+            }
             Backend::Postgres => self.pool.begin().await,
         }
     }
@@ -211,6 +225,52 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DbError> {
         params.push("mode=rwc");
     }
     Ok(format!("sqlite://{path}?{}", params.join("&")))
+}
+
+/// How often [`Db::begin`] waits `busy_timeout` for SQLite's write lock before giving up.
+pub const BEGIN_ATTEMPTS: u32 = 3;
+
+/// Whether an error says the database was too busy to take the write (SQLite's "database is
+/// locked" after `busy_timeout`; PostgreSQL's lock timeouts): the request may be retried.
+pub fn is_busy(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => {
+            let code = e.code();
+            let code = code.as_deref().unwrap_or("");
+            // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes.
+            // PostgreSQL: lock_not_available (55P03).
+            code == "5"
+                || code == "6"
+                || code == "55P03"
+                || code
+                    .parse::<i64>()
+                    .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6)
+                || e.message().contains("database is locked")
+        }
+        sqlx::Error::PoolTimedOut => true,
+        _ => false,
+    }
+}
+
+/// Serialises the write transactions that name the same `key` until they commit, on both
+/// backends: on SQLite every write transaction holds the one write lock already
+/// (`BEGIN IMMEDIATE`); on PostgreSQL a transaction-scoped advisory lock on the key's hash.
+/// For a check followed by an insert ("fewer than five attempts? then record one") that must
+/// not let parallel requests all pass the check.
+pub async fn serialise_on(conn: &mut sqlx::AnyConnection, key: &str) -> Result<(), sqlx::Error> {
+    use sha2::Digest;
+    if conn.backend_name() != "PostgreSQL" {
+        return Ok(());
+    }
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let id = i64::from_be_bytes(first);
+    sqlx::query("SELECT CAST(1 AS BIGINT) FROM pg_advisory_xact_lock($1)")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Whether an error is a unique-key violation (the same on both backends).

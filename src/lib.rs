@@ -32,7 +32,7 @@ pub mod verify;
 pub mod voting;
 pub mod web;
 
-/// Deletes what has expired (sessions, old login attempts) once an hour, until `stop` is true.
+/// Deletes what has expired (sessions, old login attempts, old limit records) once an hour, until `stop` is true.
 pub fn spawn_housekeeping(
     db: db::Db,
     session_idle_ms: i64,
@@ -45,6 +45,7 @@ pub fn spawn_housekeeping(
                     let purged = async {
                         people::sessions::purge_expired(&mut tx, session_idle_ms).await?;
                         people::login::purge_old_attempts(&mut tx).await?;
+                        people::limits::purge_old(&mut tx, db::now_ms()).await?;
                         tx.commit().await
                     }
                     .await;

@@ -87,9 +87,30 @@ pub struct OutgoingMail {
     pub action: Option<(String, String)>,
 }
 
+/// Text from elsewhere (a name, a title, reasons), made fit to stand inside a line of a mail:
+/// every control character (line breaks, tabs, C0, DEL, C1) and every Unicode line or
+/// paragraph separator becomes a space, and runs of spaces become one. So no name, however it
+/// reached the database, can start a line (or a paragraph) of its own that reads like the
+/// platform's text, nor end a header.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A mail to `to` with the texts `{key_prefix}.subject`, `{key_prefix}.body` (paragraphs
 /// separated by a blank line) and, when there is an `action_url`, the button label
 /// `{key_prefix}.action`, all in `locale` with `{name}` placeholders filled from `args`.
+/// Each argument is put in as [`one_line`]: only the catalogue's text has line breaks.
 pub fn compose(
     to: impl Into<String>,
     locale: Locale,
@@ -98,7 +119,9 @@ pub fn compose(
     args: &[(&str, &str)],
     action_url: Option<String>,
 ) -> OutgoingMail {
-    let text = |suffix: &str| i18n::t_with(locale, &format!("{key_prefix}.{suffix}"), args);
+    let cleaned: Vec<(&str, String)> = args.iter().map(|(k, v)| (*k, one_line(v))).collect();
+    let args: Vec<(&str, &str)> = cleaned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let text = |suffix: &str| i18n::t_with(locale, &format!("{key_prefix}.{suffix}"), &args);
     let paragraphs = text("body")
         .split("\n\n")
         .map(str::trim)
@@ -155,13 +178,7 @@ struct Rendered {
 fn render(mail: &OutgoingMail) -> Result<Rendered, MailError> {
     let footer = i18n::t(mail.locale, "mail.footer");
     // A line break in a subject would end the header.
-    let subject = mail
-        .subject
-        .split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let subject = one_line(&mail.subject);
 
     let mut text = mail.paragraphs.join("\n\n");
     if let Some((label, url)) = &mail.action {
@@ -484,10 +501,12 @@ fn build_message(mailer: &Mailer, mail: &Claimed) -> Result<Message, String> {
         HeaderName::new_from_ascii_str("Auto-Submitted"),
         "auto-generated".to_owned(),
     );
+    // Checked again as the message is built, whatever the outbox row holds (rows written by
+    // older versions, or by hand): a header never carries a line break or a control character.
     Message::builder()
         .from(mailer.from.clone())
         .to(Mailbox::new(None, to))
-        .subject(mail.subject.clone())
+        .subject(one_line(&mail.subject))
         .message_id(Some(format!(
             "<{}@{}>",
             mail.id,
@@ -727,6 +746,39 @@ mod tests {
                 .contains("This message was sent automatically by Allmende.")
         );
         assert!(!rendered.html.contains("http://") && !rendered.html.contains("src="));
+    }
+
+    #[test]
+    fn names_with_line_breaks_stay_inside_their_line() {
+        let mail = compose(
+            "ada@example.org",
+            Locale::En,
+            "test",
+            "mail.test",
+            &[(
+                "name",
+                "Ada\r\n\r\nPlease log in at http://evil.example\u{2028}now\t\u{0}\u{7f}\u{85}!",
+            )],
+            None,
+        );
+        assert_eq!(
+            mail.subject,
+            "Test message for Ada Please log in at http://evil.example now !"
+        );
+        assert_eq!(
+            mail.paragraphs[0],
+            "Hello Ada Please log in at http://evil.example now !,"
+        );
+        let rendered = render(&mail).unwrap();
+        assert!(
+            !rendered
+                .text
+                .lines()
+                .any(|line| line.starts_with("Please log in")),
+            "{}",
+            rendered.text
+        );
+        assert_eq!(one_line(" a \r\n b\u{2029}c "), "a b c");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! People: registration, email verification, passwords (change and reset), and the tokens
 //! sent by mail. Sessions and login live in the submodules.
 
+pub mod limits;
 pub mod login;
 pub mod password;
 pub mod roles;
@@ -12,7 +13,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
 use crate::audit;
-use crate::db::{new_id, now_ms};
+use crate::config::Limits;
+use crate::db::{Db, new_id, now_ms};
 use crate::i18n::Locale;
 use crate::ledger::Actor;
 use crate::mail;
@@ -80,12 +82,32 @@ pub enum PeopleError {
     WrongPassword,
     #[error("the link is unknown, used or expired")]
     TokenInvalid,
+    #[error("too many requests of this kind; try again after {retry_at_ms}")]
+    Limited { retry_at_ms: i64 },
     #[error(transparent)]
     Hash(#[from] password::HashError),
     #[error(transparent)]
     Mail(#[from] mail::MailError),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+}
+
+impl From<limits::LimitError> for PeopleError {
+    fn from(error: limits::LimitError) -> Self {
+        match error {
+            limits::LimitError::Reached { retry_at_ms } => PeopleError::Limited { retry_at_ms },
+            limits::LimitError::Db(error) => PeopleError::Db(error),
+        }
+    }
+}
+
+/// Where a request comes from and when: what the limits count by.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// The client's network address.
+    pub address: &'a str,
+    /// Now, by the injected clock.
+    pub now_ms: i64,
 }
 
 const PERSON_COLUMNS: &str = "id, name, email, locale, email_verified_at, created_at";
@@ -157,22 +179,65 @@ impl Registration {
     }
 }
 
-/// Registers a person and sends the verification mail, in the caller's transaction. When the
-/// address has an account already, that account's owner gets a mail saying so and the caller
-/// sees the same outcome, so the form does not reveal who is registered.
+/// Registers a person and sends the verification mail. When the address has an account
+/// already, that account's owner gets a mail saying so and the caller sees the same outcome, so
+/// the form does not reveal who is registered.
+///
+/// In three steps, so that no write transaction waits for argon2: the limits per network
+/// address and per recipient take their slot (a short transaction; a flood is refused before it
+/// costs a hash), then the password is hashed through `hasher`, whether or not the address is
+/// known (the same work on both paths: the answer's timing does not tell who has an account),
+/// then one short transaction registers or mails the owner.
 /// Returns the new person's id, or `None` when the address was taken.
+#[allow(clippy::too_many_arguments)]
 pub async fn register(
-    conn: &mut AnyConnection,
+    db: &Db,
+    hasher: &password::Hasher,
+    limits: &Limits,
     form: &Registration,
     locale: Locale,
     base_url: &url::Url,
+    origin: Origin<'_>,
 ) -> Result<Option<String>, PeopleError> {
     let problems = form.problems();
     if !problems.is_empty() {
         return Err(PeopleError::Invalid(problems));
     }
     let email = normalise_email(&form.email);
-    if let Some(existing) = find_by_email(conn, &email).await? {
+    let mut tx = db.begin().await?;
+    limits::take(
+        &mut tx,
+        &[
+            limits::Rule::per_address(
+                limits::Action::Registration,
+                origin.address,
+                limits.registrations_per_address_hour,
+            ),
+            limits::Rule::per_recipient(&email, limits.mails_per_recipient_hour),
+        ],
+        origin.now_ms,
+    )
+    .await?;
+    tx.commit().await?;
+
+    let hash = hasher.hash(&form.password).await?;
+
+    let mut tx = db.begin().await?;
+    let registered = register_hashed(&mut tx, form, &email, &hash, locale, base_url).await?;
+    tx.commit().await?;
+    Ok(registered)
+}
+
+/// The write of a registration, with the password hashed already.
+async fn register_hashed(
+    conn: &mut AnyConnection,
+    form: &Registration,
+    email: &str,
+    hash: &str,
+    locale: Locale,
+    base_url: &url::Url,
+) -> Result<Option<String>, PeopleError> {
+    if let Some(existing) = find_by_email(conn, email).await? {
         let login = link(base_url, "/login");
         let reset = link(base_url, "/password-reset");
         let mail = mail::compose(
@@ -186,7 +251,6 @@ pub async fn register(
         mail::enqueue(conn, &mail).await?;
         return Ok(None);
     }
-    let hash = password::hash(&form.password).await?;
     let id = new_id();
     let now = now_ms();
     let inserted = sqlx::query(
@@ -195,8 +259,8 @@ pub async fn register(
     )
     .bind(&id)
     .bind(form.name.trim())
-    .bind(&email)
-    .bind(&hash)
+    .bind(email)
+    .bind(hash)
     .bind(locale.as_str())
     .bind(now)
     .bind(now)
@@ -245,6 +309,27 @@ pub async fn send_verification(
     );
     mail::enqueue(conn, &mail).await?;
     Ok(())
+}
+
+/// Sends the verification link again on the person's request, within the limit of mails per
+/// recipient (an account registered with someone else's address cannot flood their mailbox).
+pub async fn resend_verification(
+    conn: &mut AnyConnection,
+    limits: &Limits,
+    person: &Person,
+    base_url: &url::Url,
+    origin: Origin<'_>,
+) -> Result<(), PeopleError> {
+    limits::take(
+        conn,
+        &[limits::Rule::per_recipient(
+            &person.email,
+            limits.mails_per_recipient_hour,
+        )],
+        origin.now_ms,
+    )
+    .await?;
+    send_verification(conn, &person.id, base_url).await
 }
 
 async fn issue_token(
@@ -349,19 +434,30 @@ async fn password_hash_of(
         .await
 }
 
-async fn set_password(
+/// Stores a new password hash, ends every outstanding reset link of the person (a link sent
+/// before the change must not undo it) and tells the person by mail. `old_hash`, when given,
+/// must still be the stored one: a change that raced another one is refused.
+async fn set_password_hash(
     conn: &mut AnyConnection,
     person: &Person,
-    new_password: &str,
+    new_hash: &str,
+    old_hash: Option<&str>,
 ) -> Result<(), PeopleError> {
-    password::check(new_password, &person.email, &person.name).map_err(PeopleError::Password)?;
-    let hash = password::hash(new_password).await?;
-    sqlx::query("UPDATE people SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
-        .bind(&hash)
-        .bind(now_ms())
-        .bind(&person.id)
-        .execute(&mut *conn)
-        .await?;
+    let now = now_ms();
+    let changed = sqlx::query(
+        "UPDATE people SET password_hash = $1, password_changed_at = $2
+         WHERE id = $3 AND ($4 = '' OR password_hash = $4)",
+    )
+    .bind(new_hash)
+    .bind(now)
+    .bind(&person.id)
+    .bind(old_hash.unwrap_or(""))
+    .execute(&mut *conn)
+    .await?;
+    if changed.rows_affected() != 1 {
+        return Err(PeopleError::WrongPassword);
+    }
+    revoke_reset_links(conn, &person.id, now).await?;
     let mail = mail::compose(
         &person.email,
         person.locale,
@@ -374,22 +470,61 @@ async fn set_password(
     Ok(())
 }
 
-/// Changes the password after checking the current one; every other session of the person ends.
-pub async fn change_password(
+/// Every reset link of the person that is still open stops working.
+async fn revoke_reset_links(
     conn: &mut AnyConnection,
+    person_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE person_tokens SET used_at = $1
+         WHERE person_id = $2 AND purpose = 'reset_password' AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(person_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Changes the password after checking the current one; every other session of the person ends,
+/// and so does every reset link. Both hashing steps run before the write transaction. The check
+/// of the current password counts as a login attempt, within the same limits: a stolen session
+/// cannot be used to guess the password without limit.
+#[allow(clippy::too_many_arguments)]
+pub async fn change_password(
+    db: &Db,
+    hasher: &password::Hasher,
+    limits: &Limits,
     person: &Person,
     current: &str,
     new_password: &str,
     keep_session: &str,
+    address: &str,
 ) -> Result<(), PeopleError> {
-    let hash = password_hash_of(conn, &person.id).await?;
-    if !password::verify(current, &hash).await? {
-        return Err(PeopleError::WrongPassword);
+    match login::authenticate(db, hasher, limits, &person.email, current, address).await {
+        Ok(checked) if checked.id == person.id => {}
+        Ok(_) | Err(login::LoginError::Invalid) => return Err(PeopleError::WrongPassword),
+        Err(login::LoginError::Throttled { until_ms }) => {
+            return Err(PeopleError::Limited {
+                retry_at_ms: until_ms,
+            });
+        }
+        Err(login::LoginError::Hash(error)) => return Err(error.into()),
+        Err(login::LoginError::Db(error)) => return Err(error.into()),
     }
-    set_password(conn, person, new_password).await?;
-    sessions::end_all_of(conn, &person.id, Some(keep_session)).await?;
+    let old_hash = {
+        let mut conn = db.pool().acquire().await?;
+        password_hash_of(&mut conn, &person.id).await?
+    };
+    password::check(new_password, &person.email, &person.name).map_err(PeopleError::Password)?;
+    let new_hash = hasher.hash(new_password).await?;
+
+    let mut tx = db.begin().await?;
+    set_password_hash(&mut tx, person, &new_hash, Some(&old_hash)).await?;
+    sessions::end_all_of(&mut tx, &person.id, Some(keep_session)).await?;
     audit::record(
-        conn,
+        &mut tx,
         &Actor::person(&person.id),
         "person.password_changed",
         &person.id,
@@ -397,16 +532,35 @@ pub async fn change_password(
         serde_json::json!({}),
     )
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
-/// Sends a reset link when the address has an account; says nothing either way.
+/// Sends a reset link when the address has an account; says nothing either way. Limited per
+/// network address and per recipient (counted for unknown addresses too, so the limit does not
+/// tell who has an account).
 pub async fn request_password_reset(
     conn: &mut AnyConnection,
+    limits: &Limits,
     email: &str,
     base_url: &url::Url,
+    origin: Origin<'_>,
 ) -> Result<(), PeopleError> {
-    let Some(person) = find_by_email(conn, email).await? else {
+    let email = normalise_email(email);
+    limits::take(
+        conn,
+        &[
+            limits::Rule::per_address(
+                limits::Action::PasswordReset,
+                origin.address,
+                limits.password_resets_per_address_hour,
+            ),
+            limits::Rule::per_recipient(&email, limits.mails_per_recipient_hour),
+        ],
+        origin.now_ms,
+    )
+    .await?;
+    let Some(person) = find_by_email(conn, &email).await? else {
         return Ok(());
     };
     let token = issue_token(conn, &person.id, "reset_password", RESET_PASSWORD_VALID_MS).await?;
@@ -422,38 +576,50 @@ pub async fn request_password_reset(
     Ok(())
 }
 
-/// Sets a new password by a reset link: the link works once, within an hour; all sessions end
-/// and the address counts as verified (the mail reached its owner).
+/// Sets a new password by a reset link: the link works once, within an hour, and using it ends
+/// every other reset link of the person; all sessions end and the address counts as verified
+/// (the mail reached its owner). The new password is hashed before the write transaction.
 pub async fn reset_password(
-    conn: &mut AnyConnection,
+    db: &Db,
+    hasher: &password::Hasher,
     token: &str,
     new_password: &str,
 ) -> Result<Person, PeopleError> {
     // Check the password before using up the token, so a too-short password can be retried.
-    if !token_is_valid(conn, token, "reset_password").await? {
+    let person = {
+        let mut conn = db.pool().acquire().await?;
+        if !token_is_valid(&mut conn, token, "reset_password").await? {
+            return Err(PeopleError::TokenInvalid);
+        }
+        let person_id: String =
+            sqlx::query_scalar("SELECT person_id FROM person_tokens WHERE token_hash = $1")
+                .bind(hash_token(token))
+                .fetch_one(&mut *conn)
+                .await?;
+        find(&mut conn, &person_id)
+            .await?
+            .ok_or(PeopleError::TokenInvalid)?
+    };
+    password::check(new_password, &person.email, &person.name).map_err(PeopleError::Password)?;
+    let new_hash = hasher.hash(new_password).await?;
+
+    let mut tx = db.begin().await?;
+    // Used meanwhile (or ended by another link or a change): refused, nothing written.
+    let person_id = consume_token(&mut tx, token, "reset_password").await?;
+    if person_id != person.id {
         return Err(PeopleError::TokenInvalid);
     }
-    let person_id: String =
-        sqlx::query_scalar("SELECT person_id FROM person_tokens WHERE token_hash = $1")
-            .bind(hash_token(token))
-            .fetch_one(&mut *conn)
-            .await?;
-    let person = find(conn, &person_id)
-        .await?
-        .ok_or(PeopleError::TokenInvalid)?;
-    password::check(new_password, &person.email, &person.name).map_err(PeopleError::Password)?;
-    consume_token(conn, token, "reset_password").await?;
-    set_password(conn, &person, new_password).await?;
+    set_password_hash(&mut tx, &person, &new_hash, None).await?;
     sqlx::query(
         "UPDATE people SET email_verified_at = $1 WHERE id = $2 AND email_verified_at IS NULL",
     )
     .bind(now_ms())
     .bind(&person.id)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await?;
-    sessions::end_all_of(conn, &person.id, None).await?;
+    sessions::end_all_of(&mut tx, &person.id, None).await?;
     audit::record(
-        conn,
+        &mut tx,
         &Actor::person(&person.id),
         "person.password_reset",
         &person.id,
@@ -461,6 +627,7 @@ pub async fn reset_password(
         serde_json::json!({}),
     )
     .await?;
+    tx.commit().await?;
     Ok(person)
 }
 

@@ -68,9 +68,81 @@ pub enum HashError {
     Hash(String),
     #[error("the hashing task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Every hashing slot stayed taken for the whole wait: the request may come back later.
+    #[error("too many passwords are being checked at once; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
+}
+
+/// Hashing and checking passwords for requests: at most `concurrent` argon2id computations
+/// (19 MiB and one core each) at once, whatever the number of requests; the others wait for
+/// their turn up to `wait`, then get [`HashError::Busy`]. Counts the hashes it computed, so
+/// tests can see which paths hash (registration does the same work for known and unknown
+/// addresses).
+#[derive(Debug)]
+pub struct Hasher {
+    slots: tokio::sync::Semaphore,
+    wait: std::time::Duration,
+    hashed: std::sync::atomic::AtomicU64,
+    verified: std::sync::atomic::AtomicU64,
+}
+
+impl Hasher {
+    pub fn new(concurrent: usize, wait: std::time::Duration) -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(concurrent.max(1)),
+            wait,
+            hashed: std::sync::atomic::AtomicU64::new(0),
+            verified: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn from_limits(limits: &crate::config::Limits) -> Self {
+        Self::new(
+            limits.concurrent_password_hashes,
+            std::time::Duration::from_secs(limits.password_hash_wait_seconds),
+        )
+    }
+
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, HashError> {
+        let busy = HashError::Busy {
+            retry_after_secs: self.wait.as_secs().max(1),
+        };
+        match tokio::time::timeout(self.wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Timed out, or the semaphore was closed (never done): busy either way.
+            Ok(Err(_)) | Err(_) => Err(busy),
+        }
+    }
+
+    /// [`hash`], in turn.
+    pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        let _slot = self.slot().await?;
+        self.hashed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        hash(password).await
+    }
+
+    /// [`verify`], in turn.
+    pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, HashError> {
+        let _slot = self.slot().await?;
+        self.verified
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        verify(password, hash).await
+    }
+
+    /// How many hashes this hasher has computed.
+    pub fn hashes_computed(&self) -> u64 {
+        self.hashed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many passwords this hasher has checked against a hash.
+    pub fn passwords_verified(&self) -> u64 {
+        self.verified.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Hashes with argon2id (m = 19 MiB, t = 2, p = 1: OWASP's recommendation) on a blocking thread.
+/// Unbounded: requests go through a [`Hasher`]; this is for the command line and tests.
 pub async fn hash(password: &str) -> Result<String, HashError> {
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
@@ -146,6 +218,31 @@ mod tests {
         assert_eq!(
             check("Erika Mustermann", "e@m.de", "Erika Mustermann"),
             Err(PasswordProblem::Personal)
+        );
+    }
+
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn a_hasher_hashes_one_at_a_time_and_refuses_after_its_wait() {
+        let hasher = Hasher::new(1, std::time::Duration::from_millis(10));
+        let slot = hasher.slot().await.unwrap();
+        let busy = hasher.hash("correct horse battery").await;
+        assert!(
+            matches!(
+                busy,
+                Err(HashError::Busy {
+                    retry_after_secs: 1
+                })
+            ),
+            "{busy:?}"
+        );
+        assert_eq!(hasher.hashes_computed(), 0);
+        drop(slot);
+        let hash = hasher.hash("correct horse battery").await.unwrap();
+        assert!(hasher.verify("correct horse battery", &hash).await.unwrap());
+        assert_eq!(
+            (hasher.hashes_computed(), hasher.passwords_verified()),
+            (1, 1)
         );
     }
 

@@ -75,15 +75,27 @@ async fn register(
     if !problems.is_empty() {
         return registration_with_problems(&state, &ctx, &form, &problems);
     }
-    let mut tx = state.db.begin().await?;
-    match people::register(&mut tx, &form, ctx.locale, &state.config.base_url).await {
+    let origin = people::Origin {
+        address: &ctx.address,
+        now_ms: state.clock.now_ms(),
+    };
+    match people::register(
+        &state.db,
+        &state.hasher,
+        &state.config.limits,
+        &form,
+        ctx.locale,
+        &state.config.base_url,
+        origin,
+    )
+    .await
+    {
         Ok(_) => {}
         Err(PeopleError::Invalid(problems)) => {
             return registration_with_problems(&state, &ctx, &form, &problems);
         }
         Err(other) => return Err(other.into()),
     }
-    tx.commit().await?;
     // The same answer whether or not the address had an account: the mail tells the owner.
     message_page(
         &state,
@@ -141,8 +153,19 @@ async fn resend_verification(
 ) -> Result<Response, AppError> {
     let person = ctx.person.as_ref().ok_or(Denied::NotLoggedIn)?;
     if !person.email_verified {
+        let origin = people::Origin {
+            address: &ctx.address,
+            now_ms: state.clock.now_ms(),
+        };
         let mut tx = state.db.begin().await?;
-        people::send_verification(&mut tx, &person.id, &state.config.base_url).await?;
+        people::resend_verification(
+            &mut tx,
+            &state.config.limits,
+            person,
+            &state.config.base_url,
+            origin,
+        )
+        .await?;
         tx.commit().await?;
     }
     ctx.flash("flash.verification_sent");
@@ -198,7 +221,16 @@ async fn log_in(
         )?;
         Ok((status, page).into_response())
     };
-    match login::authenticate(&state.db, &form.email, &form.password, &ctx.address).await {
+    match login::authenticate(
+        &state.db,
+        &state.hasher,
+        &state.config.limits,
+        &form.email,
+        &form.password,
+        &ctx.address,
+    )
+    .await
+    {
         Ok(person) => {
             let mut tx = state.db.begin().await?;
             let old = ctx.session_token_hash();
@@ -211,11 +243,17 @@ async fn log_in(
             failed(StatusCode::UNPROCESSABLE_ENTITY, ctx.t("login.invalid"))
         }
         Err(LoginError::Throttled { until_ms }) => {
+            let seconds = ((until_ms - now_ms()) / 1_000).max(1);
             let minutes = ((until_ms - now_ms()) / 60_000 + 1).max(1).to_string();
-            failed(
+            let mut response = failed(
                 StatusCode::TOO_MANY_REQUESTS,
                 crate::i18n::t_with(ctx.locale, "login.throttled", &[("minutes", &minutes)]),
-            )
+            )?;
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+            Ok(response)
         }
         Err(other) => Err(other.into()),
     }
@@ -296,19 +334,20 @@ async fn change_password(
 ) -> Result<Response, AppError> {
     let person = ctx.person.as_ref().ok_or(Denied::NotLoggedIn)?;
     let keep = ctx.session_token_hash().unwrap_or_default();
-    let mut tx = state.db.begin().await?;
     let mut problems = FieldErrors::new();
     match people::change_password(
-        &mut tx,
+        &state.db,
+        &state.hasher,
+        &state.config.limits,
         person,
         &form.current_password,
         &form.new_password,
         &keep,
+        &ctx.address,
     )
     .await
     {
         Ok(()) => {
-            tx.commit().await?;
             ctx.flash("flash.password_changed");
             return Ok(see_other("/account"));
         }
@@ -320,7 +359,6 @@ async fn change_password(
         }
         Err(other) => return Err(other.into()),
     }
-    drop(tx);
     let page = state.render(
         &ctx,
         "account/password.html",
@@ -360,8 +398,19 @@ async fn request_reset(
         )?;
         return Ok(invalid(page));
     }
+    let origin = people::Origin {
+        address: &ctx.address,
+        now_ms: state.clock.now_ms(),
+    };
     let mut tx = state.db.begin().await?;
-    people::request_password_reset(&mut tx, &form.email, &state.config.base_url).await?;
+    people::request_password_reset(
+        &mut tx,
+        &state.config.limits,
+        &form.email,
+        &state.config.base_url,
+        origin,
+    )
+    .await?;
     tx.commit().await?;
     message_page(
         &state,
@@ -410,15 +459,12 @@ async fn reset_password(
     Path(token): Path<String>,
     Form(form): Form<ResetForm>,
 ) -> Result<Response, AppError> {
-    let mut tx = state.db.begin().await?;
-    match people::reset_password(&mut tx, &token, &form.password).await {
+    match people::reset_password(&state.db, &state.hasher, &token, &form.password).await {
         Ok(_) => {
-            tx.commit().await?;
             ctx.flash("flash.password_reset");
             Ok(see_other("/login"))
         }
         Err(PeopleError::Password(problem)) => {
-            drop(tx);
             let mut problems = FieldErrors::new();
             problems.insert("password", problem.message_key());
             let page = state.render(

@@ -24,6 +24,10 @@ const FLASH_COOKIE: &str = "allmende_flash";
 const LANGUAGE_COOKIE: &str = "lang";
 /// Form bodies larger than this are refused before the CSRF check reads them.
 const MAX_FORM_BYTES: usize = 1024 * 1024;
+/// Uploads (multipart forms: bank statements, Pabulib files, publiccode.yml) larger than this
+/// are refused before the CSRF check reads them. The handlers' own limit (axum's default of
+/// 2 MiB) is lower.
+const MAX_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct Visitor {
     pub locale: Locale,
@@ -333,8 +337,9 @@ fn is_state_changing(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// The token must come with the form (`csrf_token` field), a header (`X-CSRF-Token`) or, for
-/// file uploads, the query string, and match the session's. Otherwise: 403.
+/// The token must come in the body of the form (`csrf_token` field, URL-encoded or multipart)
+/// or in a header (`X-CSRF-Token`), and match the session's. Otherwise: 403. Never from the
+/// query string: a token in a URL lands in logs, in the history and in `Referer` headers.
 async fn check_csrf(visitor: &Ctx, parts: Parts, body: Body) -> Result<Request, AppError> {
     let expected = visitor.existing_csrf_token();
     let from_header = parts
@@ -342,30 +347,42 @@ async fn check_csrf(visitor: &Ctx, parts: Parts, body: Body) -> Result<Request, 
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let from_query = parts.uri.query().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(key, _)| key == "csrf_token")
-            .map(|(_, value)| value.into_owned())
-    });
-    let is_form = parts
+    let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let (body, from_form) = if is_form {
-        let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-            .await
-            .map_err(|_| {
-                AppError::status(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "error.too_large")
-            })?;
-        let token = url::form_urlencoded::parse(&bytes)
-            .find(|(key, _)| key == "csrf_token")
-            .map(|(_, value)| value.into_owned());
-        (Body::from(bytes), token)
-    } else {
-        (body, None)
+        .unwrap_or("")
+        .to_owned();
+    let kind = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let too_large =
+        || AppError::status(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "error.too_large");
+    let (body, from_form) = match kind.as_str() {
+        "application/x-www-form-urlencoded" => {
+            let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+                .await
+                .map_err(|_| too_large())?;
+            let token = url::form_urlencoded::parse(&bytes)
+                .find(|(key, _)| key == "csrf_token")
+                .map(|(_, value)| value.into_owned());
+            (Body::from(bytes), token)
+        }
+        // File uploads: the token is a field of the form like any other. The body is read
+        // once here (within the upload limit) and handed on unchanged.
+        "multipart/form-data" if from_header.is_none() => {
+            let bytes = axum::body::to_bytes(body, MAX_UPLOAD_BYTES)
+                .await
+                .map_err(|_| too_large())?;
+            let token = multipart_csrf_token(&content_type, bytes.clone()).await;
+            (Body::from(bytes), token)
+        }
+        _ => (body, None),
     };
-    let given = from_form.or(from_header).or(from_query).unwrap_or_default();
+    let given = from_form.or(from_header).unwrap_or_default();
     let valid = !expected.is_empty()
         && given.len() == expected.len()
         && bool::from(given.as_bytes().ct_eq(expected.as_bytes()));
@@ -377,4 +394,22 @@ async fn check_csrf(visitor: &Ctx, parts: Parts, body: Body) -> Result<Request, 
         ));
     }
     Ok(Request::from_parts(parts, body))
+}
+
+/// The `csrf_token` field of a multipart form, if it has one (and the form can be read).
+async fn multipart_csrf_token(content_type: &str, bytes: axum::body::Bytes) -> Option<String> {
+    use axum::extract::FromRequest;
+    let request = Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(bytes))
+        .ok()?;
+    let mut multipart = axum::extract::Multipart::from_request(request, &())
+        .await
+        .ok()?;
+    while let Ok(Some(field)) = multipart.next_field().await {
+        if field.name() == Some("csrf_token") {
+            return field.text().await.ok();
+        }
+    }
+    None
 }

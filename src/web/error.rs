@@ -17,6 +17,9 @@ pub struct ErrorPage {
     pub message_key: &'static str,
     /// Not logged in: the middleware sends the visitor to the login page instead.
     pub login_required: bool,
+    /// When to come back (429, 503): sent as `Retry-After` and said in the message, whose
+    /// `{minutes}` it fills.
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -27,6 +30,7 @@ pub struct AppError {
     /// What went wrong inside, for the log only.
     pub internal: Option<anyhow::Error>,
     login_required: bool,
+    retry_after_secs: Option<u64>,
 }
 
 impl AppError {
@@ -36,6 +40,30 @@ impl AppError {
             message_key,
             internal: None,
             login_required: false,
+            retry_after_secs: None,
+        }
+    }
+
+    /// 429: a limit was reached; the page says in how many minutes to try again.
+    pub fn too_many_requests(message_key: &'static str, retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::status(StatusCode::TOO_MANY_REQUESTS, message_key)
+        }
+    }
+
+    /// 429 for a limit that frees up at `retry_at_ms`.
+    pub fn limited(retry_at_ms: i64, now_ms: i64) -> Self {
+        let secs = u64::try_from((retry_at_ms - now_ms).max(1_000) / 1_000).unwrap_or(1);
+        Self::too_many_requests("hardening.accounts.too_many", secs)
+    }
+
+    /// 503: too busy right now (all password-hashing slots taken, the database's write lock
+    /// held too long); nothing was done, and the request may simply be sent again.
+    pub fn busy(retry_after_secs: u64) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..Self::status(StatusCode::SERVICE_UNAVAILABLE, "hardening.accounts.busy")
         }
     }
 
@@ -75,7 +103,24 @@ impl From<Denied> for AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
+        if crate::db::is_busy(&error) {
+            // Rolled back whole: "busy, send it again", never "database is locked" as a 500.
+            tracing::warn!(%error, "database too busy for a request");
+            return Self::busy(5);
+        }
         Self::internal(error)
+    }
+}
+
+impl From<crate::people::password::HashError> for AppError {
+    fn from(error: crate::people::password::HashError) -> Self {
+        match error {
+            crate::people::password::HashError::Busy { retry_after_secs } => {
+                tracing::warn!("all password-hashing slots busy; request refused");
+                Self::busy(retry_after_secs)
+            }
+            other => Self::internal(other),
+        }
     }
 }
 
@@ -136,14 +181,32 @@ impl From<PeopleError> for AppError {
         match error {
             PeopleError::TokenInvalid => Self::status(StatusCode::GONE, "token.invalid"),
             PeopleError::InvalidEmail => Self::bad_request("register.email_invalid"),
+            PeopleError::Limited { retry_at_ms } => Self::limited(retry_at_ms, crate::db::now_ms()),
+            PeopleError::Hash(error) => error.into(),
+            PeopleError::Db(error) => error.into(),
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<crate::people::limits::LimitError> for AppError {
+    fn from(error: crate::people::limits::LimitError) -> Self {
+        match error {
+            crate::people::limits::LimitError::Reached { retry_at_ms } => {
+                Self::limited(retry_at_ms, crate::db::now_ms())
+            }
+            crate::people::limits::LimitError::Db(error) => error.into(),
         }
     }
 }
 
 impl From<LoginError> for AppError {
     fn from(error: LoginError) -> Self {
-        Self::internal(error)
+        match error {
+            LoginError::Hash(error) => error.into(),
+            LoginError::Db(error) => error.into(),
+            other => Self::internal(other),
+        }
     }
 }
 
@@ -153,9 +216,16 @@ impl IntoResponse for AppError {
             tracing::error!(status = %self.status, error = ?internal, "request failed");
         }
         let mut response = self.status.into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
         response.extensions_mut().insert(ErrorPage {
             message_key: self.message_key,
             login_required: self.login_required,
+            retry_after_secs: self.retry_after_secs,
         });
         response
     }

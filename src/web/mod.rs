@@ -53,6 +53,8 @@ pub struct AppState {
     pub stripe: Option<Arc<crate::payments::stripe::StripeGateway>>,
     /// The time deadlines are checked against (tests move it).
     pub clock: Arc<dyn crate::jobs::Clock>,
+    /// Hashes and checks passwords, a bounded number at once (`limits.concurrent_password_hashes`).
+    pub hasher: Arc<crate::people::password::Hasher>,
 }
 
 impl AppState {
@@ -66,8 +68,10 @@ impl AppState {
             )),
             None => None,
         };
+        let hasher = Arc::new(crate::people::password::Hasher::from_limits(&config.limits));
         Ok(Self {
             db,
+            hasher,
             config: Arc::new(config),
             templates: Arc::new(Templates::new()),
             statutes: Arc::new(statutes),
@@ -285,9 +289,16 @@ async fn error_pages(State(state): State<AppState>, request: Request, next: Next
         return redirect;
     }
     let status = response.status();
+    let message = match page.retry_after_secs {
+        Some(secs) => {
+            let minutes = secs.div_ceil(60).max(1).to_string();
+            i18n::t_with(locale, page.message_key, &[("minutes", &minutes)])
+        }
+        None => i18n::t(locale, page.message_key),
+    };
     let ctx = minijinja::context! {
         status => status.as_u16(),
-        message => i18n::t(locale, page.message_key),
+        message => message.clone(),
     };
     let defaults = minijinja::context! {
         person => (), roles => Vec::<String>::new(), organisations => Vec::<String>::new(),
@@ -297,9 +308,14 @@ async fn error_pages(State(state): State<AppState>, request: Request, next: Next
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
             tracing::error!(?error, "the error page itself failed to render");
-            (status, i18n::t(locale, page.message_key)).into_response()
+            (status, message).into_response()
         }
     };
+    if let Some(retry_after) = response.headers().get(header::RETRY_AFTER) {
+        rendered
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.clone());
+    }
     // Keep the cookies (a new session, a language) the failed request set.
     for cookie in response.headers().get_all(header::SET_COOKIE) {
         rendered

@@ -261,6 +261,15 @@ async fn invite_person(
     let role = OrgRole::parse(&form.role)
         .ok_or_else(|| AppError::bad_request("organisation.role_invalid"))?;
     let mut tx = state.db.begin().await?;
+    // Mails from the cooperative's address to anyone: limited per person and per address.
+    crate::people::limits::take_invitation(
+        &mut tx,
+        &state.config.limits,
+        ctx.person_id(),
+        &ctx.address,
+        state.clock.now_ms(),
+    )
+    .await?;
     match members::invite(
         &mut tx,
         &ctx.principal,

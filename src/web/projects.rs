@@ -367,6 +367,15 @@ async fn invite_maintainer(
 ) -> Result<Response, AppError> {
     let project = project(&state, &slug).await?;
     let mut tx = state.db.begin().await?;
+    // Mails from the cooperative's address to anyone: limited per person and per address.
+    crate::people::limits::take_invitation(
+        &mut tx,
+        &state.config.limits,
+        ctx.person_id(),
+        &ctx.address,
+        state.clock.now_ms(),
+    )
+    .await?;
     match catalogue::invite_maintainer(
         &mut tx,
         &ctx.principal,

@@ -126,6 +126,7 @@ description:
 async fn import(browser: &Browser, yaml: &str) -> reqwest::Response {
     let token = browser.csrf().await;
     let form = reqwest::multipart::Form::new()
+        .text("csrf_token", token)
         .part(
             "file",
             reqwest::multipart::Part::bytes(yaml.as_bytes().to_vec()).file_name("publiccode.yml"),
@@ -133,7 +134,7 @@ async fn import(browser: &Browser, yaml: &str) -> reqwest::Response {
         .text("yaml", "");
     browser
         .client
-        .post(browser.url(&format!("/projects/import?csrf_token={token}")))
+        .post(browser.url("/projects/import"))
         .multipart(form)
         .send()
         .await

@@ -11,6 +11,7 @@ mod cli;
 mod demo;
 mod hardening_bank;
 mod hardening_governance;
+mod hardening_accounts;
 mod helpers;
 mod ledger;
 mod mail;

@@ -329,11 +329,16 @@ async fn upload(browser: &Browser, xml: &str) -> reqwest::Response {
     let token = browser.csrf().await;
     browser
         .client
-        .post(browser.url(&format!("/treasurer/statements?csrf_token={token}")))
-        .multipart(reqwest::multipart::Form::new().part(
-            "statement",
-            reqwest::multipart::Part::bytes(xml.as_bytes().to_vec()).file_name("auszug.xml"),
-        ))
+        .post(browser.url("/treasurer/statements"))
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("csrf_token", token)
+                .part(
+                    "statement",
+                    reqwest::multipart::Part::bytes(xml.as_bytes().to_vec())
+                        .file_name("auszug.xml"),
+                ),
+        )
         .send()
         .await
         .unwrap()

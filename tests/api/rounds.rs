@@ -638,6 +638,7 @@ async fn rounds_export_to_pabulib_and_import_back() {
         async move {
             let token = board.csrf().await;
             let form = reqwest::multipart::Form::new()
+                .text("csrf_token", token.clone())
                 .text("rule", "equal_shares")
                 .part(
                     "file",
@@ -645,7 +646,7 @@ async fn rounds_export_to_pabulib_and_import_back() {
                 );
             board
                 .client
-                .post(board.url(&format!("/board/rounds/import?csrf_token={token}")))
+                .post(board.url("/board/rounds/import"))
                 .multipart(form)
                 .send()
                 .await
