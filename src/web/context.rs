@@ -23,7 +23,7 @@ pub const SESSION_COOKIE: &str = "allmende_session";
 const FLASH_COOKIE: &str = "allmende_flash";
 const LANGUAGE_COOKIE: &str = "lang";
 /// Form bodies larger than this are refused before the CSRF check reads them.
-const MAX_FORM_BYTES: usize = 1024 * 1024;
+const MAX_FORM_BYTES: usize = super::MAX_FORM_BYTES;
 
 pub struct Visitor {
     pub locale: Locale,
@@ -355,9 +355,7 @@ async fn check_csrf(visitor: &Ctx, parts: Parts, body: Body) -> Result<Request, 
     let (body, from_form) = if is_form {
         let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await
-            .map_err(|_| {
-                AppError::status(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "error.too_large")
-            })?;
+            .map_err(|_| super::forms::too_large())?;
         let token = url::form_urlencoded::parse(&bytes)
             .find(|(key, _)| key == "csrf_token")
             .map(|(_, value)| value.into_owned());
