@@ -36,7 +36,7 @@ pub enum Lines {
 /// A free-text field of a form.
 #[derive(Debug)]
 pub struct Field {
-    /// Unique in [`FIELDS`]: `area.field`.
+    /// Unique in [`FIELDS`]: `area/field` (not a catalogue key: the label is).
     pub id: &'static str,
     /// The form field's name (the key of its error); rows that repeat a field (milestones)
     /// give their own name to [`problem_of`].
@@ -77,79 +77,79 @@ macro_rules! fields {
 // flooded. SEPA, e-mail and Leitweg limits come from their standards.
 fields! {
     // People
-    PERSON_NAME = ("person.name", "name", "register.name", 200, Single);
+    PERSON_NAME = ("person/name", "name", "register.name", 200, Single);
     /// RFC 5321: at most 254 characters in a path.
-    PERSON_EMAIL = ("person.email", "email", "register.email", 254, Single);
+    PERSON_EMAIL = ("person/email", "email", "register.email", 254, Single);
 
     // Organisations
-    ORG_LEGAL_NAME = ("organisation.legal_name", "legal_name", "organisation.legal_name", 200, Single);
-    ORG_STREET = ("organisation.street", "street", "organisation.street", 200, Single);
-    ORG_POSTCODE = ("organisation.postcode", "postcode", "organisation.postcode", 20, Single);
-    ORG_CITY = ("organisation.city", "city", "organisation.city", 200, Single);
-    ORG_COUNTRY = ("organisation.country", "country", "organisation.country", 2, Single);
-    ORG_REPRESENTATIVE = ("organisation.representative", "representative", "organisation.representative", 200, Single);
-    ORG_CONTACT_NAME = ("organisation.contact_name", "contact_name", "organisation.contact_name", 200, Single);
-    ORG_CONTACT_EMAIL = ("organisation.contact_email", "contact_email", "organisation.contact_email", 254, Single);
-    ORG_WEBSITE = ("organisation.website", "website", "organisation.website", 500, Single);
+    ORG_LEGAL_NAME = ("organisation/legal_name", "legal_name", "organisation.legal_name", 200, Single);
+    ORG_STREET = ("organisation/street", "street", "organisation.street", 200, Single);
+    ORG_POSTCODE = ("organisation/postcode", "postcode", "organisation.postcode", 20, Single);
+    ORG_CITY = ("organisation/city", "city", "organisation.city", 200, Single);
+    ORG_COUNTRY = ("organisation/country", "country", "organisation.country", 2, Single);
+    ORG_REPRESENTATIVE = ("organisation/representative", "representative", "organisation.representative", 200, Single);
+    ORG_CONTACT_NAME = ("organisation/contact_name", "contact_name", "organisation.contact_name", 200, Single);
+    ORG_CONTACT_EMAIL = ("organisation/contact_email", "contact_email", "organisation.contact_email", 254, Single);
+    ORG_WEBSITE = ("organisation/website", "website", "organisation.website", 500, Single);
     /// A Leitweg-ID has at most 46 characters.
-    ORG_LEITWEG_ID = ("organisation.leitweg_id", "leitweg_id", "organisation.leitweg_id", 46, Single);
-    INVITATION_EMAIL = ("invitation.email", "email", "register.email", 254, Single);
+    ORG_LEITWEG_ID = ("organisation/leitweg_id", "leitweg_id", "organisation.leitweg_id", 46, Single);
+    INVITATION_EMAIL = ("invitation/email", "email", "register.email", 254, Single);
 
     // Membership
-    APPLICATION_NOTE = ("membership.note", "note", "membership.note", 2_000, Multi);
-    REJECTION_REASON = ("membership.rejection_reason", "reason", "applications.reason", 2_000, Multi);
+    APPLICATION_NOTE = ("membership/note", "note", "membership.note", 2_000, Multi);
+    REJECTION_REASON = ("membership/rejection_reason", "reason", "applications.reason", 2_000, Multi);
 
     // Projects
-    PROJECT_NAME = ("project.name", "name", "project.name", 100, Single);
-    PROJECT_SUMMARY = ("project.summary", "summary", "project.summary", 300, Single);
-    PROJECT_DESCRIPTION = ("project.description", "description", "project.description", 20_000, Multi);
-    PROJECT_REPOSITORY_URL = ("project.repository_url", "repository_url", "project.repository_url", 500, Single);
-    PROJECT_HOMEPAGE_URL = ("project.homepage_url", "homepage_url", "project.homepage_url", 500, Single);
-    PROJECT_LICENCE = ("project.licence", "licence", "project.licence", 200, Single);
+    PROJECT_NAME = ("project/name", "name", "project.name", 100, Single);
+    PROJECT_SUMMARY = ("project/summary", "summary", "project.summary", 300, Single);
+    PROJECT_DESCRIPTION = ("project/description", "description", "project.description", 20_000, Multi);
+    PROJECT_REPOSITORY_URL = ("project/repository_url", "repository_url", "project.repository_url", 500, Single);
+    PROJECT_HOMEPAGE_URL = ("project/homepage_url", "homepage_url", "project.homepage_url", 500, Single);
+    PROJECT_LICENCE = ("project/licence", "licence", "project.licence", 200, Single);
     /// Ten entries of 40 characters, with their commas.
-    PROJECT_CATEGORIES = ("project.categories", "categories", "project.categories", 500, Single);
-    PROJECT_LANGUAGES = ("project.languages", "languages", "project.languages", 500, Single);
-    PROJECT_SOFTWARE_VERSION = ("project.software_version", "software_version", "project.software_version", 40, Single);
-    MAINTAINER_INVITATION_EMAIL = ("project.invite_email", "email", "project.invite_email", 254, Single);
+    PROJECT_CATEGORIES = ("project/categories", "categories", "project.categories", 500, Single);
+    PROJECT_LANGUAGES = ("project/languages", "languages", "project.languages", 500, Single);
+    PROJECT_SOFTWARE_VERSION = ("project/software_version", "software_version", "project.software_version", 40, Single);
+    MAINTAINER_INVITATION_EMAIL = ("project/invite_email", "email", "project.invite_email", 254, Single);
     /// SEPA credit transfers carry at most 70 characters of the name.
-    PAYOUT_ACCOUNT_HOLDER = ("payout.account_holder", "account_holder", "payout.account_holder", 70, Single);
-    PAYOUT_STRIPE_ACCOUNT = ("payout.stripe_account_id", "stripe_account_id", "payout.stripe_account_id", 255, Single);
+    PAYOUT_ACCOUNT_HOLDER = ("payout/account_holder", "account_holder", "payout.account_holder", 70, Single);
+    PAYOUT_STRIPE_ACCOUNT = ("payout/stripe_account_id", "stripe_account_id", "payout.stripe_account_id", 255, Single);
     /// 34 characters and the spaces of groups of four.
-    PAYOUT_IBAN = ("payout.iban", "iban", "hardening.text.iban", 50, Single);
-    PAYOUT_BIC = ("payout.bic", "bic", "hardening.text.bic", 20, Single);
+    PAYOUT_IBAN = ("payout/iban", "iban", "hardening.text.iban", 50, Single);
+    PAYOUT_BIC = ("payout/bic", "bic", "hardening.text.bic", 20, Single);
 
     // Proposals
-    PROPOSAL_TITLE = ("proposal.title", "title", "proposal.field.title", 150, Single);
-    PROPOSAL_SUMMARY = ("proposal.summary", "summary", "proposal.field.summary", 500, Single);
-    PROPOSAL_PROBLEM = ("proposal.problem", "problem", "proposal.field.problem", 10_000, Multi);
-    PROPOSAL_DESIRED_OUTCOME = ("proposal.desired_outcome", "desired_outcome", "proposal.field.desired_outcome", 10_000, Multi);
-    PROPOSAL_RELEASES = ("proposal.releases", "releases", "proposal.field.releases", 2_000, Multi);
-    PROPOSAL_SUPPORT = ("proposal.support", "support", "proposal.field.support", 2_000, Multi);
-    MILESTONE_TITLE = ("milestone.title", "title", "milestone.title", 150, Single);
-    MILESTONE_CRITERIA = ("milestone.criteria", "criteria", "milestone.criteria", 5_000, Multi);
-    TRANSITION_REASON = ("proposal.transition_reason", "reason", "proposal.reason", 2_000, Multi);
-    COMMENT_BODY = ("comment.body", "body", "comment.new", 10_000, Multi);
+    PROPOSAL_TITLE = ("proposal/title", "title", "proposal.field.title", 150, Single);
+    PROPOSAL_SUMMARY = ("proposal/summary", "summary", "proposal.field.summary", 500, Single);
+    PROPOSAL_PROBLEM = ("proposal/problem", "problem", "proposal.field.problem", 10_000, Multi);
+    PROPOSAL_DESIRED_OUTCOME = ("proposal/desired_outcome", "desired_outcome", "proposal.field.desired_outcome", 10_000, Multi);
+    PROPOSAL_RELEASES = ("proposal/releases", "releases", "proposal.field.releases", 2_000, Multi);
+    PROPOSAL_SUPPORT = ("proposal/support", "support", "proposal.field.support", 2_000, Multi);
+    MILESTONE_TITLE = ("milestone/title", "title", "milestone.title", 150, Single);
+    MILESTONE_CRITERIA = ("milestone/criteria", "criteria", "milestone.criteria", 5_000, Multi);
+    TRANSITION_REASON = ("proposal/transition_reason", "reason", "proposal.reason", 2_000, Multi);
+    COMMENT_BODY = ("comment/body", "body", "comment.new", 10_000, Multi);
 
     // Delivery and review
-    SUBMISSION_SUMMARY = ("delivery.summary", "summary", "delivery.summary", 5_000, Multi);
+    SUBMISSION_SUMMARY = ("delivery/summary", "summary", "delivery.summary", 5_000, Multi);
     /// At most 50 links, one per line.
-    SUBMISSION_EVIDENCE = ("delivery.evidence", "evidence", "delivery.evidence", 25_000, Multi);
-    SUBMISSION_NOTES = ("delivery.notes", "notes", "delivery.notes", 5_000, Multi);
-    SUBMISSION_SECURITY_FIXES = ("delivery.security_fixes", "security_fixes", "delivery.security_fixes", 5_000, Multi);
-    SUBMISSION_RELEASES = ("delivery.releases", "releases", "delivery.releases", 5_000, Multi);
-    SUBMISSION_ISSUES_HANDLED = ("delivery.issues_handled", "issues_handled", "delivery.issues_handled", 5_000, Multi);
-    REVIEW_REASON = ("review.reason", "reason", "proposal.reason", 5_000, Multi);
-    DISPUTE_REASON = ("dispute.reason", "reason", "dispute.reason", 5_000, Multi);
+    SUBMISSION_EVIDENCE = ("delivery/evidence", "evidence", "delivery.evidence", 25_000, Multi);
+    SUBMISSION_NOTES = ("delivery/notes", "notes", "delivery.notes", 5_000, Multi);
+    SUBMISSION_SECURITY_FIXES = ("delivery/security_fixes", "security_fixes", "delivery.security_fixes", 5_000, Multi);
+    SUBMISSION_RELEASES = ("delivery/releases", "releases", "delivery.releases", 5_000, Multi);
+    SUBMISSION_ISSUES_HANDLED = ("delivery/issues_handled", "issues_handled", "delivery.issues_handled", 5_000, Multi);
+    REVIEW_REASON = ("review/reason", "reason", "proposal.reason", 5_000, Multi);
+    DISPUTE_REASON = ("dispute/reason", "reason", "dispute.reason", 5_000, Multi);
 
     // Votes
-    ROUND_TITLE = ("round.title", "title", "round.title", 150, Single);
-    ROUND_DESCRIPTION = ("round.description", "description", "round.description", 5_000, Multi);
-    POLL_TITLE = ("poll.title", "title", "round.title", 150, Single);
-    POLL_DESCRIPTION = ("poll.description", "description", "round.description", 5_000, Multi);
+    ROUND_TITLE = ("round/title", "title", "round.title", 150, Single);
+    ROUND_DESCRIPTION = ("round/description", "description", "round.description", 5_000, Multi);
+    POLL_TITLE = ("poll/title", "title", "round.title", 150, Single);
+    POLL_DESCRIPTION = ("poll/description", "description", "round.description", 5_000, Multi);
 
     // Payments
     /// A form's one-time key (a hidden field): the platform's own are 43 characters.
-    FORM_KEY = ("payment.form_key", "form_key", "hardening.text.form_key", 100, Single);
+    FORM_KEY = ("payment/form_key", "form_key", "hardening.text.form_key", 100, Single);
 }
 
 /// What is wrong with `value` as `field`, if anything: a marker for [`message`]. Emptiness is
