@@ -5,7 +5,7 @@
 //! between SQLite and PostgreSQL in [`db`], money in [`money`], the ledger in [`ledger`] and its
 //! invariants in [`verify`], languages in [`i18n`], the cooperative's overview in
 //! [`cooperative`], the demo data in [`demo`], the voting rules in [`voting`], paying
-//! maintainers in [`payouts`], and HTTP in [`web`].
+//! maintainers in [`payouts`], the limits of typed text in [`text`], and HTTP in [`web`].
 
 pub mod audit;
 pub mod authz;
@@ -28,6 +28,7 @@ pub mod pledges;
 pub mod proposals;
 pub mod reviews;
 pub mod rounds;
+pub mod text;
 pub mod verify;
 pub mod voting;
 pub mod web;

@@ -285,15 +285,10 @@ impl ProjectForm {
     /// What is wrong, field by field; the licence is checked against the OSI list.
     pub fn problems(&self) -> FieldErrors {
         let mut errors = FieldErrors::new();
-        for (field, value, max) in [("name", &self.name, 100), ("summary", &self.summary, 300)] {
+        for (field, value) in [("name", &self.name), ("summary", &self.summary)] {
             if value.trim().is_empty() {
                 errors.insert(field, "form.required");
-            } else if value.chars().count() > max {
-                errors.insert(field, "form.too_long");
             }
-        }
-        if self.description.chars().count() > 20_000 {
-            errors.insert("description", "form.too_long");
         }
         if !is_web_url(&self.repository_url) {
             errors.insert("repository_url", "project.url_invalid");
@@ -313,9 +308,21 @@ impl ProjectForm {
                 errors.insert(field, "project.list_too_long");
             }
         }
-        if self.software_version.chars().count() > 40 {
-            errors.insert("software_version", "form.too_long");
-        }
+        use crate::text;
+        text::check(
+            &mut errors,
+            &[
+                (&text::PROJECT_NAME, &self.name),
+                (&text::PROJECT_SUMMARY, &self.summary),
+                (&text::PROJECT_DESCRIPTION, &self.description),
+                (&text::PROJECT_REPOSITORY_URL, &self.repository_url),
+                (&text::PROJECT_HOMEPAGE_URL, &self.homepage_url),
+                (&text::PROJECT_LICENCE, &self.licence),
+                (&text::PROJECT_CATEGORIES, &self.categories),
+                (&text::PROJECT_LANGUAGES, &self.languages),
+                (&text::PROJECT_SOFTWARE_VERSION, &self.software_version),
+            ],
+        );
         errors
     }
 }
@@ -560,6 +567,8 @@ pub async fn invite_maintainer(
     base_url: &url::Url,
 ) -> Result<(), CatalogueError> {
     authorize(principal, Action::MaintainProject { project_id })?;
+    crate::text::checked(&[(&crate::text::MAINTAINER_INVITATION_EMAIL, email)])
+        .map_err(CatalogueError::Invalid)?;
     let email = normalise_email(email);
     if !is_plausible_email(&email) {
         let mut errors = FieldErrors::new();
@@ -816,6 +825,16 @@ impl PayoutForm {
                 errors.insert("method", "payout.method_missing");
             }
         }
+        use crate::text;
+        text::check(
+            &mut errors,
+            &[
+                (&text::PAYOUT_ACCOUNT_HOLDER, &self.account_holder),
+                (&text::PAYOUT_STRIPE_ACCOUNT, &self.stripe_account_id),
+                (&text::PAYOUT_IBAN, &self.iban),
+                (&text::PAYOUT_BIC, &self.bic),
+            ],
+        );
         errors
     }
 }

@@ -83,9 +83,7 @@ impl ApplicationForm {
         if self.accept_statutes.is_none() {
             errors.insert("accept_statutes", "membership.statutes_not_accepted");
         }
-        if self.note.chars().count() > 2_000 {
-            errors.insert("note", "form.too_long");
-        }
+        crate::text::check(&mut errors, &[(&crate::text::APPLICATION_NOTE, &self.note)]);
         errors
     }
 }
@@ -355,6 +353,8 @@ pub async fn reject(
     reason: &str,
 ) -> Result<(), MembershipError> {
     authorize(principal, Action::DecideApplications)?;
+    crate::text::checked(&[(&crate::text::REJECTION_REASON, reason)])
+        .map_err(MembershipError::Invalid)?;
     let reason = reason.trim();
     if reason.is_empty() {
         let mut errors = FieldErrors::new();

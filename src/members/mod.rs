@@ -216,8 +216,6 @@ impl OrganisationForm {
         for (field, value) in required {
             if value.trim().is_empty() {
                 errors.insert(field, "form.required");
-            } else if value.chars().count() > 200 {
-                errors.insert(field, "form.too_long");
             }
         }
         let kind = OrgKind::parse(&self.kind);
@@ -247,6 +245,22 @@ impl OrganisationForm {
         } else if !leitweg.is_empty() && leitweg::parse(leitweg).is_none() {
             errors.insert("leitweg_id", "organisation.leitweg_invalid");
         }
+        use crate::text;
+        text::check(
+            &mut errors,
+            &[
+                (&text::ORG_LEGAL_NAME, &self.legal_name),
+                (&text::ORG_STREET, &self.street),
+                (&text::ORG_POSTCODE, &self.postcode),
+                (&text::ORG_CITY, &self.city),
+                (&text::ORG_COUNTRY, &self.country),
+                (&text::ORG_REPRESENTATIVE, &self.representative),
+                (&text::ORG_CONTACT_NAME, &self.contact_name),
+                (&text::ORG_CONTACT_EMAIL, &self.contact_email),
+                (&text::ORG_WEBSITE, &self.website),
+                (&text::ORG_LEITWEG_ID, &self.leitweg_id),
+            ],
+        );
         errors
     }
 }
@@ -629,6 +643,8 @@ pub async fn invite(
     base_url: &url::Url,
 ) -> Result<(), MembersError> {
     authorize(principal, Action::ManageOrganisation { organisation_id })?;
+    crate::text::checked(&[(&crate::text::INVITATION_EMAIL, email)])
+        .map_err(MembersError::Invalid)?;
     let email = normalise_email(email);
     if !is_plausible_email(&email) {
         let mut errors = FieldErrors::new();

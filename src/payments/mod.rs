@@ -532,6 +532,7 @@ pub async fn confirm(
     if form_key.trim().is_empty() {
         return Err(PaymentError::Invalid(FieldErrors::new()));
     }
+    crate::text::checked(&[(&crate::text::FORM_KEY, form_key)]).map_err(PaymentError::Invalid)?;
     let payment = lock(conn, payment_id).await?;
     let replay: Option<String> = sqlx::query_scalar(
         "SELECT id FROM payment_receipts WHERE source = 'treasurer' AND source_ref = $1",

@@ -175,6 +175,13 @@ impl Registration {
         if let Err(problem) = password::check(&self.password, &self.email, name) {
             errors.insert("password", problem.message_key());
         }
+        crate::text::check(
+            &mut errors,
+            &[
+                (&crate::text::PERSON_NAME, &self.name),
+                (&crate::text::PERSON_EMAIL, &self.email),
+            ],
+        );
         errors
     }
 }

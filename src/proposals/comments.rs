@@ -10,7 +10,8 @@ use crate::authz::{Action, Denied, Principal, authorize};
 use crate::db::{new_id, now_ms};
 use crate::people::FieldErrors;
 
-pub const MAX_LENGTH: usize = 10_000;
+/// A comment's limit, from the list of text fields.
+pub const MAX_LENGTH: usize = crate::text::COMMENT_BODY.max_chars;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Comment {
@@ -30,9 +31,8 @@ fn check(body: &str) -> Result<(), ProposalError> {
     let mut errors = FieldErrors::new();
     if body.trim().is_empty() {
         errors.insert("body", "comment.empty");
-    } else if body.chars().count() > MAX_LENGTH {
-        errors.insert("body", "form.too_long");
     }
+    crate::text::check(&mut errors, &[(&crate::text::COMMENT_BODY, body)]);
     if errors.is_empty() {
         Ok(())
     } else {

@@ -435,26 +435,29 @@ struct Terms {
     starts_at: Option<i64>,
 }
 
-/// The texts of a proposal, their limits, and whether they are required (before kind-specific
-/// rules): one list for creating, editing before opening, and clarifying after.
-const TEXT_LIMITS: [(&str, usize, bool); 6] = [
-    ("title", 150, true),
-    ("summary", 500, true),
-    ("problem", 10_000, false),
-    ("desired_outcome", 10_000, false),
-    ("releases", 2_000, false),
-    ("support", 2_000, false),
+/// The texts of a proposal and whether they are required (before kind-specific rules): one
+/// list for creating, editing before opening, and clarifying after. Their limits are in the
+/// platform's one list of text fields, [`crate::text::FIELDS`].
+const TEXT_LIMITS: [(&str, &crate::text::Field, bool); 6] = [
+    ("title", &crate::text::PROPOSAL_TITLE, true),
+    ("summary", &crate::text::PROPOSAL_SUMMARY, true),
+    ("problem", &crate::text::PROPOSAL_PROBLEM, false),
+    (
+        "desired_outcome",
+        &crate::text::PROPOSAL_DESIRED_OUTCOME,
+        false,
+    ),
+    ("releases", &crate::text::PROPOSAL_RELEASES, false),
+    ("support", &crate::text::PROPOSAL_SUPPORT, false),
 ];
 
 /// What is wrong with a text field's value, if anything.
 fn text_problem(field: &str, value: &str) -> Option<&'static str> {
-    let (_, max, required) = TEXT_LIMITS.iter().find(|(name, _, _)| *name == field)?;
+    let (_, text, required) = TEXT_LIMITS.iter().find(|(name, _, _)| *name == field)?;
     if *required && value.trim().is_empty() {
         Some("form.required")
-    } else if value.chars().count() > *max {
-        Some("form.too_long")
     } else {
-        None
+        crate::text::problem(text, value)
     }
 }
 
@@ -590,12 +593,20 @@ impl ProposalForm {
                         };
                         NAMES[(n - 1).min(MILESTONE_ROWS - 1)][column]
                     };
-                    if row.title.trim().is_empty() || row.title.chars().count() > 150 {
+                    if row.title.trim().is_empty() {
                         errors.insert(field("title"), "milestone.title_missing");
                     }
                     if row.acceptance_criteria.trim().is_empty() {
                         errors.insert(field("criteria"), "milestone.criteria_missing");
                     }
+                    use crate::text::{MILESTONE_CRITERIA, MILESTONE_TITLE, check_as};
+                    check_as(&mut errors, field("title"), &MILESTONE_TITLE, &row.title);
+                    check_as(
+                        &mut errors,
+                        field("criteria"),
+                        &MILESTONE_CRITERIA,
+                        &row.acceptance_criteria,
+                    );
                     let amount = match Money::parse(&row.amount, max_amount) {
                         Ok(amount) if amount.is_positive() => Some(amount),
                         Ok(_) => {
@@ -1071,6 +1082,8 @@ pub async fn transition(
         }
         visible(conn, principal, proposal_id).await?
     };
+    crate::text::checked(&[(&crate::text::TRANSITION_REASON, &input.reason)])
+        .map_err(ProposalError::Invalid)?;
     let from = proposal.status;
     let to = lifecycle::target(from, transition)
         .ok_or(ProposalError::IllegalTransition { from, transition })?;

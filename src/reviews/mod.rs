@@ -82,9 +82,19 @@ impl SubmissionForm {
         let mut errors = FieldErrors::new();
         if self.summary.trim().is_empty() {
             errors.insert("summary", "form.required");
-        } else if self.summary.chars().count() > 5_000 {
-            errors.insert("summary", "form.too_long");
         }
+        use crate::text;
+        text::check(
+            &mut errors,
+            &[
+                (&text::SUBMISSION_SUMMARY, &self.summary),
+                (&text::SUBMISSION_EVIDENCE, &self.evidence),
+                (&text::SUBMISSION_NOTES, &self.notes),
+                (&text::SUBMISSION_SECURITY_FIXES, &self.security_fixes),
+                (&text::SUBMISSION_RELEASES, &self.releases),
+                (&text::SUBMISSION_ISSUES_HANDLED, &self.issues_handled),
+            ],
+        );
         let links: Vec<String> = self
             .evidence
             .lines()
@@ -102,16 +112,6 @@ impl SubmissionForm {
             })
         {
             errors.insert("evidence", "submission.evidence_invalid");
-        }
-        for (field, text) in [
-            ("notes", &self.notes),
-            ("security_fixes", &self.security_fixes),
-            ("releases", &self.releases),
-            ("issues_handled", &self.issues_handled),
-        ] {
-            if text.chars().count() > 5_000 {
-                errors.insert(field, "form.too_long");
-            }
         }
         let mut hours = None;
         if maintenance {
@@ -515,11 +515,7 @@ pub async fn review(
         errors.insert("reason", "review.reason_missing");
         return Err(ReviewError::Invalid(errors));
     }
-    if reason.chars().count() > 5_000 {
-        let mut errors = FieldErrors::new();
-        errors.insert("reason", "form.too_long");
-        return Err(ReviewError::Invalid(errors));
-    }
+    crate::text::checked(&[(&crate::text::REVIEW_REASON, reason)]).map_err(ReviewError::Invalid)?;
     crate::pledges::lock_proposal(conn, &facts.proposal_id)
         .await
         .map_err(|_| ReviewError::Unknown)?;
@@ -765,6 +761,8 @@ pub async fn decide_dispute(
         errors.insert("reason", "review.reason_missing");
         return Err(ReviewError::Invalid(errors));
     }
+    crate::text::checked(&[(&crate::text::DISPUTE_REASON, reason)])
+        .map_err(ReviewError::Invalid)?;
     if let DisputeDecision::AcceptPartly { amount, .. } = decision
         && (!amount.is_positive() || amount > facts.amount)
     {

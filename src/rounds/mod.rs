@@ -326,6 +326,13 @@ impl RoundForm {
         if self.title.trim().is_empty() {
             errors.insert("title", "round.title_missing");
         }
+        crate::text::check(
+            &mut errors,
+            &[
+                (&crate::text::ROUND_TITLE, &self.title),
+                (&crate::text::ROUND_DESCRIPTION, &self.description),
+            ],
+        );
         let budget = match Money::parse(&self.budget, max_amount) {
             Ok(b) if b.is_positive() => b,
             Ok(_) => {

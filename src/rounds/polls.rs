@@ -166,6 +166,13 @@ pub async fn create(
     if form.title.trim().is_empty() {
         errors.insert("title", "round.title_missing");
     }
+    crate::text::check(
+        &mut errors,
+        &[
+            (&crate::text::POLL_TITLE, &form.title),
+            (&crate::text::POLL_DESCRIPTION, &form.description),
+        ],
+    );
     let closes_at = match crate::proposals::parse_date(&form.closes) {
         Some(day) if day + super::DAY_MS - 1 > now => day + super::DAY_MS - 1,
         Some(_) => {

@@ -78,8 +78,11 @@ async fn reject_application(
     let mut tx = state.db.begin().await?;
     match membership::reject(&mut tx, &ctx.principal, &id, &form.reason).await {
         Ok(()) => {}
-        Err(membership::MembershipError::Invalid(_)) => {
-            return Err(AppError::bad_request("membership.reason_missing"));
+        Err(membership::MembershipError::Invalid(problems)) => {
+            return Err(super::forms::first_problem(
+                &problems,
+                "membership.reason_missing",
+            ));
         }
         Err(other) => return Err(other.into()),
     }

@@ -23,11 +23,11 @@ pub const SESSION_COOKIE: &str = "allmende_session";
 const FLASH_COOKIE: &str = "allmende_flash";
 const LANGUAGE_COOKIE: &str = "lang";
 /// Form bodies larger than this are refused before the CSRF check reads them.
-const MAX_FORM_BYTES: usize = 1024 * 1024;
+const MAX_FORM_BYTES: usize = super::MAX_FORM_BYTES;
 /// Uploads (multipart forms: bank statements, Pabulib files, publiccode.yml) larger than this
-/// are refused before the CSRF check reads them. The handlers' own limit (axum's default of
-/// 2 MiB) is lower.
-const MAX_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
+/// are refused before the CSRF check reads them: the largest of the upload routes' own limits
+/// (see `web::MAX_STATEMENT_UPLOAD_BYTES` and its neighbours), which each route then applies.
+const MAX_UPLOAD_BYTES: usize = super::MAX_STATEMENT_UPLOAD_BYTES;
 
 pub struct Visitor {
     pub locale: Locale,
@@ -359,8 +359,7 @@ async fn check_csrf(visitor: &Ctx, parts: Parts, body: Body) -> Result<Request, 
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let too_large =
-        || AppError::status(axum::http::StatusCode::PAYLOAD_TOO_LARGE, "error.too_large");
+    let too_large = super::forms::too_large;
     let (body, from_form) = match kind.as_str() {
         "application/x-www-form-urlencoded" => {
             let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)

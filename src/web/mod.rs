@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -41,6 +41,21 @@ pub use templates::Templates;
 use crate::config::Config;
 use crate::db::Db;
 use crate::i18n;
+
+/// The largest request body a route takes, unless it says otherwise: every form on the site is
+/// urlencoded text, and the longest texts the forms accept ([`crate::text::FIELDS`]) fit many
+/// times over. A larger body is answered 413 before any handler runs, so nothing changes.
+pub const MAX_FORM_BYTES: usize = 256 * 1024;
+/// Bank statements (camt.053): the parser's own limit and room for the multipart framing.
+pub const MAX_STATEMENT_UPLOAD_BYTES: usize =
+    crate::payments::camt053::MAX_INPUT_BYTES + 1024 * 1024;
+/// publiccode.yml: the file and the pasted text, each at most the parser's limit.
+pub const MAX_PUBLICCODE_UPLOAD_BYTES: usize =
+    2 * crate::catalogue::publiccode::MAX_BYTES + 64 * 1024;
+/// Pabulib files of a voting round.
+pub const MAX_PABULIB_UPLOAD_BYTES: usize = 2 * 1024 * 1024;
+/// Stripe's webhook events (JSON; Stripe's own are far smaller).
+pub const MAX_WEBHOOK_BYTES: usize = 1024 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -183,6 +198,8 @@ pub fn router(state: AppState) -> Router {
         .merge(payments::router())
         .merge(rounds::router())
         .fallback(|| async { AppError::not_found() })
+        .layer(middleware::from_fn(forms::read_form_body))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a handler panicked");
             AppError::internal(anyhow::anyhow!("handler panicked")).into_response()
@@ -294,7 +311,7 @@ async fn error_pages(State(state): State<AppState>, request: Request, next: Next
             let minutes = secs.div_ceil(60).max(1).to_string();
             i18n::t_with(locale, page.message_key, &[("minutes", &minutes)])
         }
-        None => i18n::t(locale, page.message_key),
+        None => crate::text::message(locale, page.message_key),
     };
     let ctx = minijinja::context! {
         status => status.as_u16(),

@@ -4,15 +4,15 @@
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::forms::{errors, invalid, see_other};
-use super::{AppError, AppState, Ctx, value};
+use super::forms::{errors, invalid, see_other, upload_error};
+use super::{AppError, AppState, Ctx, MAX_STATEMENT_UPLOAD_BYTES, MAX_WEBHOOK_BYTES, value};
 use crate::authz::{Action, authorize};
 use crate::ledger::LedgerError;
 use crate::members::{self, Organisation, membership};
@@ -29,12 +29,18 @@ pub fn router() -> Router<AppState> {
         .route("/payments/{id}/receipt", get(show_receipt))
         .route("/treasurer/payments", get(show_worklist))
         .route("/treasurer/payments/{id}/confirm", post(confirm_payment))
-        .route("/treasurer/statements", post(import_statement))
+        .route(
+            "/treasurer/statements",
+            post(import_statement).layer(DefaultBodyLimit::max(MAX_STATEMENT_UPLOAD_BYTES)),
+        )
         .route(
             "/treasurer/bank-entries/{entry_ref}/assign",
             post(assign_entry),
         )
-        .route("/webhooks/stripe", post(receive_stripe_webhook))
+        .route(
+            "/webhooks/stripe",
+            post(receive_stripe_webhook).layer(DefaultBodyLimit::max(MAX_WEBHOOK_BYTES)),
+        )
 }
 
 impl From<PaymentError> for AppError {
@@ -348,16 +354,9 @@ async fn import_statement(
 ) -> Result<Response, AppError> {
     authorize(&ctx.principal, Action::ManagePayments)?;
     let mut xml = String::new();
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|_| AppError::bad_request("error.bad_request"))?
-    {
+    while let Some(field) = multipart.next_field().await.map_err(upload_error)? {
         if field.name() == Some("statement") {
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|_| AppError::bad_request("error.too_large"))?;
+            let bytes = field.bytes().await.map_err(upload_error)?;
             xml = String::from_utf8_lossy(&bytes).into_owned();
         }
     }

@@ -3,15 +3,15 @@
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::forms::{errors, invalid, see_other};
-use super::{AppError, AppState, Ctx, value};
+use super::forms::{errors, invalid, see_other, upload_error};
+use super::{AppError, AppState, Ctx, MAX_PUBLICCODE_UPLOAD_BYTES, value};
 use crate::authz::{Action, Denied, authorize};
 use crate::catalogue::{self, CatalogueError, PayoutForm, Project, ProjectForm, Search};
 use crate::people::FieldErrors;
@@ -21,7 +21,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/projects", get(list_projects).post(create_project))
         .route("/projects/new", get(show_new_project))
-        .route("/projects/import", post(import_publiccode))
+        .route(
+            "/projects/import",
+            post(import_publiccode).layer(DefaultBodyLimit::max(MAX_PUBLICCODE_UPLOAD_BYTES)),
+        )
         .route("/projects/{slug}", get(show_project))
         .route(
             "/projects/{slug}/edit",
@@ -155,16 +158,9 @@ async fn import_publiccode(
 ) -> Result<Response, AppError> {
     authorize(&ctx.principal, Action::CreateProject)?;
     let mut text = String::new();
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|_| AppError::bad_request("error.bad_request"))?
-    {
+    while let Some(field) = multipart.next_field().await.map_err(upload_error)? {
         let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|_| AppError::bad_request("error.too_large"))?;
+        let bytes = field.bytes().await.map_err(upload_error)?;
         let content = String::from_utf8_lossy(&bytes).into_owned();
         // A file wins over the text area; either may be empty.
         if (name == "file" || name == "yaml")

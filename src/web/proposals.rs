@@ -507,7 +507,9 @@ async fn edit_comment(
             tx.commit().await?;
             Ok(see_other(&format!("/proposals/{proposal_id}#comment-{id}")))
         }
-        Err(ProposalError::Invalid(_)) => Err(AppError::bad_request("comment.empty")),
+        Err(ProposalError::Invalid(problems)) => {
+            Err(super::forms::first_problem(&problems, "comment.empty"))
+        }
         Err(other) => Err(other.into()),
     }
 }

@@ -4,14 +4,14 @@
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use minijinja::context;
 
-use super::forms::{errors, invalid, see_other};
-use super::{AppError, AppState, Ctx, value};
+use super::forms::{errors, invalid, see_other, upload_error};
+use super::{AppError, AppState, Ctx, MAX_PABULIB_UPLOAD_BYTES, value};
 use crate::authz::{Action, Denied, authorize};
 use crate::i18n::t_with;
 use crate::people::FieldErrors;
@@ -24,7 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/rounds", get(list_rounds))
         .route("/board/rounds/new", get(show_new_round))
         .route("/board/rounds", post(create_round))
-        .route("/board/rounds/import", post(import_round))
+        .route(
+            "/board/rounds/import",
+            post(import_round).layer(DefaultBodyLimit::max(MAX_PABULIB_UPLOAD_BYTES)),
+        )
         .route("/rounds/{id}", get(show_round))
         .route("/rounds/{id}/ballots", post(cast_ballot))
         .route("/rounds/{id}/export.pb", get(export_round))
@@ -211,16 +214,9 @@ async fn import_round(
     authorize(&ctx.principal, Action::ManageRounds)?;
     let mut text = String::new();
     let mut rule = RoundRule::EqualShares;
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|_| AppError::bad_request("error.bad_request"))?
-    {
+    while let Some(field) = multipart.next_field().await.map_err(upload_error)? {
         let name = field.name().unwrap_or_default().to_owned();
-        let bytes = field
-            .bytes()
-            .await
-            .map_err(|_| AppError::bad_request("error.too_large"))?;
+        let bytes = field.bytes().await.map_err(upload_error)?;
         match name.as_str() {
             "file" => text = String::from_utf8_lossy(&bytes).into_owned(),
             "rule" => {
