@@ -102,15 +102,29 @@ pub fn one_line(text: &str) -> String {
             }
         })
         .collect::<String>()
-        .split_whitespace()
+        // Only plain spaces are collapsed: a no-break space (as in "100,00 €") stays.
+        .split(' ')
+        .filter(|word| !word.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A list the platform builds (one item a line) as a mail argument: each line is put in as
+/// [`one_line`], so the list keeps its lines but nothing inside an item can start a new one.
+fn lines_of(text: &str) -> String {
+    text.lines()
+        .map(one_line)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A mail to `to` with the texts `{key_prefix}.subject`, `{key_prefix}.body` (paragraphs
 /// separated by a blank line) and, when there is an `action_url`, the button label
 /// `{key_prefix}.action`, all in `locale` with `{name}` placeholders filled from `args`.
-/// Each argument is put in as [`one_line`]: only the catalogue's text has line breaks.
+/// Each argument is put in as [`one_line`]: only the catalogue's text has line breaks. An
+/// argument whose name ends in `_lines` is a list the platform built, one item a line: each of
+/// its lines is put in as [`one_line`].
 pub fn compose(
     to: impl Into<String>,
     locale: Locale,
@@ -119,7 +133,17 @@ pub fn compose(
     args: &[(&str, &str)],
     action_url: Option<String>,
 ) -> OutgoingMail {
-    let cleaned: Vec<(&str, String)> = args.iter().map(|(k, v)| (*k, one_line(v))).collect();
+    let cleaned: Vec<(&str, String)> = args
+        .iter()
+        .map(|(k, v)| {
+            let value = if k.ends_with("_lines") {
+                lines_of(v)
+            } else {
+                one_line(v)
+            };
+            (*k, value)
+        })
+        .collect();
     let args: Vec<(&str, &str)> = cleaned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let text = |suffix: &str| i18n::t_with(locale, &format!("{key_prefix}.{suffix}"), &args);
     let paragraphs = text("body")
@@ -746,6 +770,18 @@ mod tests {
                 .contains("This message was sent automatically by Allmende.")
         );
         assert!(!rendered.html.contains("http://") && !rendered.html.contains("src="));
+    }
+
+    #[test]
+    fn a_platform_list_keeps_its_lines_but_no_item_starts_a_new_one() {
+        let list =
+            "– Zusage für „Tool\u{2028}Please pay\t“: 100,00\u{a0}€\r\n\n– Jahresbeitrag 2026";
+        let text = lines_of(list);
+        assert_eq!(
+            text,
+            "– Zusage für „Tool Please pay “: 100,00\u{a0}€\n– Jahresbeitrag 2026"
+        );
+        assert_eq!(one_line("100,00\u{a0}€  offen"), "100,00\u{a0}€ offen");
     }
 
     #[test]

@@ -695,7 +695,7 @@ async fn exit_scheduled(
             &[
                 ("organisation", &name),
                 ("date", &i18n::format_date(exit_at, locale)),
-                ("commitments", &commitments.as_text(locale)),
+                ("commitments_lines", &commitments.as_text(locale)),
             ],
             Some(url.clone()),
         );
@@ -767,8 +767,13 @@ impl Commitments {
 
     /// One line per commitment, for the board's mail.
     pub fn as_text(&self, locale: Locale) -> String {
+        // One item a line: each is made a single line, so no title can start a line of its own.
         let t = |key: &str, args: &[(&str, &str)]| {
-            i18n::t_with(locale, &format!("hardening.governance.{key}"), args)
+            crate::mail::one_line(&i18n::t_with(
+                locale,
+                &format!("hardening.governance.{key}"),
+                args,
+            ))
         };
         let mut lines = Vec::new();
         for p in &self.pledges {

@@ -367,6 +367,7 @@ async fn the_ledger_refuses_a_balance_beyond_the_range_of_whole_cents() {
 async fn verify_reports_damaged_amounts_and_never_stops() {
     let org = org().await;
     let app = &org.app;
+    app.books_broken_on_purpose();
     let wallet = AccountId::wallet(&org.id);
     let id = open_top_up(&org, "250", "AM-7KX4-93QF").await;
     upload_ok(

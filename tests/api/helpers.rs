@@ -21,7 +21,7 @@ pub struct TestApp {
     /// The database the server used: `allmende verify` runs on it when the test ends.
     database_url: String,
     /// Off only in tests that break the books on purpose to see `verify` catch it.
-    verify_at_end: bool,
+    verify_at_end: std::sync::atomic::AtomicBool,
     _dir: tempfile::TempDir,
 }
 
@@ -149,7 +149,7 @@ pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
         server: Some(server),
         pg_database,
         database_url,
-        verify_at_end: true,
+        verify_at_end: std::sync::atomic::AtomicBool::new(true),
         _dir: dir,
     }
 }
@@ -218,8 +218,9 @@ impl TestApp {
 
 impl TestApp {
     /// For a test that tampers with the books on purpose: `verify` is not run at its end.
-    pub fn books_broken_on_purpose(&mut self) {
-        self.verify_at_end = false;
+    pub fn books_broken_on_purpose(&self) {
+        self.verify_at_end
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -255,7 +256,11 @@ impl Drop for TestApp {
         }
         // Every test ends with `allmende verify` on its books: no scenario may leave them wrong
         // unnoticed. (Skipped when the test already failed, so its own message stays first.)
-        let broken = if self.verify_at_end && !std::thread::panicking() {
+        let broken = if self
+            .verify_at_end
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !std::thread::panicking()
+        {
             verify_report(&self.database_url)
         } else {
             None

@@ -462,7 +462,7 @@ async fn a_statement_pages_newest_first_with_the_balance_after_each_line() {
 
 #[tokio::test]
 async fn the_transactions_of_a_proposal_are_listed_with_their_postings() {
-    let mut app = spawn_app().await;
+    let app = spawn_app().await;
     let wallet = app.funded_wallet("org-a", 10_000).await;
     let escrow = AccountId::escrow("prop-7");
     let mut tx = app.db.begin().await.unwrap();
@@ -512,7 +512,7 @@ async fn the_transactions_of_a_proposal_are_listed_with_their_postings() {
 
 #[tokio::test]
 async fn verify_catches_a_tampered_balance() {
-    let mut app = spawn_app().await;
+    let app = spawn_app().await;
     app.books_broken_on_purpose();
     let wallet = app.funded_wallet("org-a", 10_000).await;
     app.assert_books_balance().await;
@@ -536,7 +536,7 @@ async fn verify_catches_a_tampered_balance() {
 
 #[tokio::test]
 async fn verify_catches_an_unbalanced_transaction_written_by_hand() {
-    let mut app = spawn_app().await;
+    let app = spawn_app().await;
     app.books_broken_on_purpose();
     let wallet = app.funded_wallet("org-a", 10_000).await;
     let id: String = sqlx::query_scalar("SELECT id FROM ledger_transactions")

@@ -573,6 +573,8 @@ async fn a_try_that_never_answered_can_be_settled_once_it_cannot_be_running_any_
 async fn a_transfer_for_a_payout_no_longer_under_way_is_recorded_shown_and_a_double_payment_reported()
  {
     let (stage, stripe, karl) = stripe_stage().await;
+    // The test makes Stripe pay twice to see the books' checks report it.
+    stage.app.books_broken_on_purpose();
     stripe.hold_transfers();
     let sending = create_in_background(&karl, &stage.project);
     stripe.transfer_requests_arrived(1).await;
@@ -616,6 +618,8 @@ async fn a_transfer_for_a_payout_no_longer_under_way_is_recorded_shown_and_a_dou
 #[tokio::test]
 async fn two_transfers_for_one_payout_are_reported_by_verify() {
     let (stage, stripe, karl) = stripe_stage().await;
+    // The test makes Stripe pay twice to see the books' checks report it.
+    stage.app.books_broken_on_purpose();
     let created = karl
         .post("/treasurer/payouts", &[("project_id", &stage.project)])
         .await;
