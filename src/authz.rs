@@ -121,6 +121,9 @@ pub enum Action<'a> {
     ManageMembers,
     /// Read the audit log.
     ViewAuditLog,
+    /// See the background jobs that failed, with their errors, and hear when one gives up
+    /// (the board, which answers for what did not happen, and the platform's admins).
+    ViewFailedJobs,
     /// Grant and withdraw the platform roles.
     ManagePlatformRoles,
     /// Add a project to the catalogue (and become its maintainer).
@@ -226,6 +229,7 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
         Action::DecideApplications | Action::ViewAuditLog => board,
         Action::ViewMemberList | Action::ManageMembers => board || treasurer,
         Action::ManagePlatformRoles => principal.has(PlatformRole::Admin),
+        Action::ViewFailedJobs => board || principal.has(PlatformRole::Admin),
         Action::ReviewMilestone {
             organisation_id,
             project_id,
@@ -406,6 +410,27 @@ mod tests {
             "the pool's share is the board's"
         );
         assert_eq!(authorize(&admin_only, arbitrate), Err(Denied::Forbidden));
+    }
+
+    #[test]
+    fn failed_jobs_are_shown_to_the_board_and_the_admins_only() {
+        let board = person(&[], &[PlatformRole::Board]);
+        let admin = person(&[], &[PlatformRole::Admin]);
+        assert!(authorize(&board, Action::ViewFailedJobs).is_ok());
+        assert!(authorize(&admin, Action::ViewFailedJobs).is_ok());
+        for p in [
+            person(&[], &[PlatformRole::Treasurer]),
+            person(&[("a", OrgRole::Admin)], &[]),
+        ] {
+            assert_eq!(
+                authorize(&p, Action::ViewFailedJobs),
+                Err(Denied::Forbidden)
+            );
+        }
+        assert_eq!(
+            authorize(&Principal::visitor(), Action::ViewFailedJobs),
+            Err(Denied::NotLoggedIn)
+        );
     }
 
     #[test]

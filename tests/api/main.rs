@@ -9,6 +9,7 @@ mod authz;
 mod catalogue;
 mod cli;
 mod demo;
+mod hardening_keys;
 mod helpers;
 mod ledger;
 mod mail;
