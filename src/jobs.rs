@@ -235,8 +235,8 @@ async fn tell_board_job_gave_up(
     .await?;
     for row in board {
         let email: String = row.get("email");
-        let locale = crate::i18n::Locale::from_tag(&row.get::<String, _>("locale"))
-            .unwrap_or_default();
+        let locale =
+            crate::i18n::Locale::from_tag(&row.get::<String, _>("locale")).unwrap_or_default();
         let job = crate::i18n::t(locale, &format!("audit.action.{kind}"));
         // One quoted line, whatever the error contains.
         let error: String = error
@@ -420,7 +420,9 @@ fn subject_url(payload: &str) -> Option<String> {
     let id_in = |field: &str| {
         payload[field]
             .as_str()
-            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|id| {
+                !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
             .map(str::to_owned)
     };
     id_in("round")
@@ -444,6 +446,49 @@ pub async fn failed_for(
 ) -> Result<Vec<FailedJob>, JobsError> {
     crate::authz::authorize(principal, crate::authz::Action::ViewFailedJobs)?;
     Ok(failed(conn).await?)
+}
+
+/// A job that gave up is tried again from `now` (the board or an admin saw to its cause).
+/// Returns false when the job is done, unknown, or has not given up.
+pub async fn retry(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    job_id: &str,
+    now: i64,
+) -> Result<bool, JobsError> {
+    crate::authz::authorize(principal, crate::authz::Action::RetryFailedJobs)?;
+    let row = sqlx::query("SELECT kind, attempts, last_error FROM jobs WHERE id = $1 AND done_at IS NULL AND attempts >= $2")
+        .bind(job_id)
+        .bind(MAX_ATTEMPTS)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let updated = sqlx::query(
+        "UPDATE jobs SET attempts = 0, run_at = $1, locked_by = NULL, locked_until = NULL
+         WHERE id = $2 AND done_at IS NULL AND attempts >= $3",
+    )
+    .bind(now)
+    .bind(job_id)
+    .bind(MAX_ATTEMPTS)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    crate::audit::record(
+        conn,
+        &principal.actor(),
+        "job.retried",
+        job_id,
+        None,
+        serde_json::json!({
+            "kind": row.get::<String, _>("kind"),
+            "attempts": row.get::<i64, _>("attempts"),
+            "last_error": row.get::<Option<String>, _>("last_error"),
+        }),
+    )
+    .await?;
+    Ok(true)
 }
 
 /// The failed jobs, those given up first.

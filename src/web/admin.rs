@@ -96,6 +96,29 @@ pub(super) async fn list_failed_jobs(
     let mut conn = state.db.pool().acquire().await?;
     let failed = crate::jobs::failed_for(&mut conn, &ctx.principal).await?;
     drop(conn);
-    let page = state.render(&ctx, "admin/jobs.html", context! { jobs => value(&failed) })?;
+    let may_retry =
+        crate::authz::authorize(&ctx.principal, crate::authz::Action::RetryFailedJobs).is_ok();
+    let page = state.render(
+        &ctx,
+        "admin/jobs.html",
+        context! { jobs => value(&failed), may_retry => may_retry },
+    )?;
     Ok(page.into_response())
+}
+
+/// Tries a job that gave up again (the board or an admin, once its cause is seen to).
+pub(super) async fn retry_failed_job(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(job_id): Path<String>,
+) -> Result<Response, AppError> {
+    let mut tx = state.db.begin().await?;
+    let retried =
+        crate::jobs::retry(&mut tx, &ctx.principal, &job_id, state.clock.now_ms()).await?;
+    if !retried {
+        return Err(AppError::conflict("hardening.keys.jobs_not_given_up"));
+    }
+    tx.commit().await?;
+    ctx.flash("hardening.keys.job_retried");
+    Ok(see_other("/board/jobs"))
 }

@@ -368,14 +368,20 @@ async fn pledge_keys_belong_to_their_organisation_and_proposal_and_never_fake_a_
     // The same key with another amount: a conflict, nothing booked.
     let (status, page) = send(&a, &export, "pledges", &a_org, "120", "k").await;
     assert_eq!(status, 409);
-    assert!(page.contains("bereits für eine andere Anfrage verwendet"), "{page}");
+    assert!(
+        page.contains("bereits für eine andere Anfrage verwendet"),
+        "{page}"
+    );
     assert_eq!(s.escrow(&export).await, 35_100);
     assert_eq!(s.wallet(&a_org).await, 30_000);
     // In the person's language.
     a.get("/?lang=en").await;
     let (status, page) = send(&a, &export, "pledges", &a_org, "120", "k").await;
     assert_eq!(status, 409);
-    assert!(page.contains("already used for a different request"), "{page}");
+    assert!(
+        page.contains("already used for a different request"),
+        "{page}"
+    );
     s.app.assert_books_balance().await;
 }
 
@@ -579,8 +585,30 @@ async fn a_job_that_gives_up_is_shown_to_the_board_and_mailed_to_it_once() {
     assert!(page.contains("no-such-round"), "what it concerns");
     assert!(page.contains("Letzter Fehler"));
     let home = board.page("/").await;
-    assert!(home.contains("href=\"/board/jobs\""), "linked for the board");
+    assert!(
+        home.contains("href=\"/board/jobs\""),
+        "linked for the board"
+    );
     assert_eq!(treasurer.get("/board/jobs").await.status(), 403);
+    // Once its cause is seen to, the board can have it tried again; nobody else can.
+    let job: String = sqlx::query_scalar("SELECT id FROM jobs WHERE unique_key = 'broken-close'")
+        .fetch_one(&mut *app.conn().await)
+        .await
+        .unwrap();
+    let retry = format!("/board/jobs/{job}/retry");
+    assert_eq!(treasurer.post(&retry, &[]).await.status(), 403);
+    let retried = board.post(&retry, &[]).await;
+    assert_eq!(retried.status(), 303);
+    assert_eq!(
+        board.post(&retry, &[]).await.status(),
+        409,
+        "not given up now"
+    );
+    // It is due at once, by the server's clock.
+    let again = jobs::run_due(&app.db, app.clock.as_ref(), "w")
+        .await
+        .unwrap();
+    assert_eq!(again.failed, 1, "tried again");
     let visitor = app.browser().get("/board/jobs").await;
     assert_eq!(visitor.status(), 303);
     assert!(location(&visitor).starts_with("/login"), "log in first");
