@@ -19,7 +19,9 @@ use crate::proposals::{self, TransitionInput};
 
 /// How long a claimed job is reserved for its worker.
 pub const CLAIM_MS: i64 = 5 * 60_000;
-/// After this many failures a job is no longer tried (it stays visible).
+/// After this many failures a job gives up: it is no longer tried by itself, the board is
+/// mailed once, and it stays visible on the board's and the admins' page until someone has it
+/// tried again.
 pub const MAX_ATTEMPTS: i64 = 10;
 const DAY_MS: i64 = 86_400_000;
 
