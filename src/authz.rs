@@ -136,6 +136,11 @@ pub enum Action<'a> {
     ManageMembers,
     /// Read the audit log.
     ViewAuditLog,
+    /// See the background jobs that failed, with their errors, and hear when one gives up
+    /// (the board, which answers for what did not happen, and the platform's admins).
+    ViewFailedJobs,
+    /// Try a job that gave up again, once its cause is seen to (the same people).
+    RetryFailedJobs,
     /// Grant and withdraw the platform roles.
     ManagePlatformRoles,
     /// Add a project to the catalogue (and become its maintainer).
@@ -257,6 +262,9 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Denied
         Action::DecideApplications | Action::ViewAuditLog => board,
         Action::ViewMemberList | Action::ManageMembers => board || treasurer,
         Action::ManagePlatformRoles => principal.has(PlatformRole::Admin),
+        Action::ViewFailedJobs | Action::RetryFailedJobs => {
+            board || principal.has(PlatformRole::Admin)
+        }
         Action::ReviewMilestone {
             organisation_id,
             project_id,
@@ -464,6 +472,26 @@ mod tests {
             "the pool's share is the board's"
         );
         assert_eq!(authorize(&admin_only, arbitrate), Err(Denied::Forbidden));
+    }
+
+    #[test]
+    fn failed_jobs_are_shown_to_the_board_and_the_admins_only() {
+        let board = person(&[], &[PlatformRole::Board]);
+        let admin = person(&[], &[PlatformRole::Admin]);
+        for action in [Action::ViewFailedJobs, Action::RetryFailedJobs] {
+            assert!(authorize(&board, action).is_ok());
+            assert!(authorize(&admin, action).is_ok());
+            for p in [
+                person(&[], &[PlatformRole::Treasurer]),
+                person(&[("a", OrgRole::Admin)], &[]),
+            ] {
+                assert_eq!(authorize(&p, action), Err(Denied::Forbidden));
+            }
+            assert_eq!(
+                authorize(&Principal::visitor(), action),
+                Err(Denied::NotLoggedIn)
+            );
+        }
     }
 
     #[test]

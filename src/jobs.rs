@@ -20,7 +20,9 @@ use crate::proposals::{self, TransitionInput};
 
 /// How long a claimed job is reserved for its worker.
 pub const CLAIM_MS: i64 = 5 * 60_000;
-/// After this many failures a job is no longer tried (it stays visible).
+/// After this many failures a job gives up: it is no longer tried by itself, the board is
+/// mailed once, and it stays visible on the board's and the admins' page until someone has it
+/// tried again.
 pub const MAX_ATTEMPTS: i64 = 10;
 const DAY_MS: i64 = 86_400_000;
 
@@ -188,24 +190,86 @@ pub async fn run_due(db: &Db, clock: &dyn Clock, worker: &str) -> Result<Round, 
                 round.done += 1;
             }
             Err(error) => {
-                tracing::warn!(job = %id, %kind, %error, "job failed; will try again");
-                sqlx::query(
+                let error = error.chars().take(1000).collect::<String>();
+                let gives_up = attempts + 1 >= MAX_ATTEMPTS;
+                if gives_up {
+                    tracing::error!(job = %id, %kind, %error, "job failed for the last time; giving up");
+                } else {
+                    tracing::warn!(job = %id, %kind, %error, "job failed; will try again");
+                }
+                let recorded = sqlx::query(
                     "UPDATE jobs SET attempts = attempts + 1, last_error = $1, run_at = $2,
                          locked_by = NULL, locked_until = NULL
                      WHERE id = $3 AND locked_by = $4",
                 )
-                .bind(error.chars().take(1000).collect::<String>())
+                .bind(&error)
                 .bind(now + backoff_ms(attempts))
                 .bind(&id)
                 .bind(worker)
                 .execute(&mut *tx)
                 .await?;
+                // The last attempt: nobody will claim the job again, so the board hears of it
+                // once (only the worker that recorded the failure writes the mail).
+                if gives_up && recorded.rows_affected() == 1 {
+                    tell_board_job_gave_up(&mut tx, &kind, &error, now).await?;
+                }
                 round.failed += 1;
             }
         }
         tx.commit().await?;
     }
     Ok(round)
+}
+
+/// Mails every board member that a job gave up: what it was, when, and its last error. The
+/// board's page of failed jobs shows the same.
+async fn tell_board_job_gave_up(
+    conn: &mut AnyConnection,
+    kind: &str,
+    error: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let board = sqlx::query(
+        "SELECT DISTINCT p.email, p.locale FROM people p
+         JOIN platform_roles r ON r.person_id = p.id
+         WHERE r.role = 'board' ORDER BY p.email",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in board {
+        let email: String = row.get("email");
+        let locale =
+            crate::i18n::Locale::from_tag(&row.get::<String, _>("locale")).unwrap_or_default();
+        let job = crate::i18n::t(locale, &format!("audit.action.{kind}"));
+        // One quoted line, whatever the error contains.
+        let error: String = error
+            .split(char::is_control)
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .take(300)
+            .collect();
+        let mail = crate::mail::compose(
+            &email,
+            locale,
+            "job_gave_up",
+            "hardening.keys.mail_job_gave_up",
+            &[
+                ("job", &job),
+                ("attempts", &MAX_ATTEMPTS.to_string()),
+                ("date", &crate::i18n::format_date(now, locale)),
+                ("error", &error),
+            ],
+            Some("/board/jobs".to_owned()),
+        );
+        if let Err(mail_error) = crate::mail::enqueue(conn, &mail).await {
+            // One unusable address must not keep the failure from being recorded.
+            tracing::warn!(%email, error = %mail_error, "could not write the job failure mail");
+        }
+    }
+    Ok(())
 }
 
 /// Runs one job in a transaction of its own; what it does commits with it or not at all.
@@ -345,7 +409,7 @@ async fn remind(conn: &mut AnyConnection, proposal_id: &str) -> Result<(), Strin
     Ok(())
 }
 
-/// Jobs that failed at least once and are not done, for the admins.
+/// Jobs that failed at least once and are not done, for the board and the platform's admins.
 #[derive(Clone, Debug, Serialize)]
 pub struct FailedJob {
     pub id: String,
@@ -353,25 +417,118 @@ pub struct FailedJob {
     pub attempts: i64,
     pub last_error: String,
     pub run_at: i64,
+    /// Failed [`MAX_ATTEMPTS`] times: it is not tried again.
+    pub given_up: bool,
+    /// The page of what the job was about (a voting round, a proposal), if any.
+    pub subject_url: Option<String>,
 }
 
-pub async fn failed(conn: &mut AnyConnection) -> Result<Vec<FailedJob>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, kind, attempts, last_error, run_at FROM jobs
-         WHERE done_at IS NULL AND attempts > 0 ORDER BY run_at",
+/// The page a job's payload is about.
+fn subject_url(payload: &str) -> Option<String> {
+    let payload: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let id_in = |field: &str| {
+        payload[field]
+            .as_str()
+            .filter(|id| {
+                !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+            .map(str::to_owned)
+    };
+    id_in("round")
+        .map(|id| format!("/rounds/{id}"))
+        .or_else(|| id_in("proposal").map(|id| format!("/proposals/{id}")))
+}
+
+/// Why the failed jobs could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    #[error(transparent)]
+    Denied(#[from] crate::authz::Denied),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The failed jobs for a person who may read them (the board, the platform's admins).
+pub async fn failed_for(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+) -> Result<Vec<FailedJob>, JobsError> {
+    crate::authz::authorize(principal, crate::authz::Action::ViewFailedJobs)?;
+    Ok(failed(conn).await?)
+}
+
+/// A job that gave up is tried again from `now` (the board or an admin saw to its cause).
+/// Returns false when the job is done, unknown, or has not given up.
+pub async fn retry(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    job_id: &str,
+    now: i64,
+) -> Result<bool, JobsError> {
+    crate::authz::authorize(principal, crate::authz::Action::RetryFailedJobs)?;
+    let row = sqlx::query("SELECT kind, attempts, last_error FROM jobs WHERE id = $1 AND done_at IS NULL AND attempts >= $2")
+        .bind(job_id)
+        .bind(MAX_ATTEMPTS)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let updated = sqlx::query(
+        "UPDATE jobs SET attempts = 0, run_at = $1, locked_by = NULL, locked_until = NULL
+         WHERE id = $2 AND done_at IS NULL AND attempts >= $3",
     )
+    .bind(now)
+    .bind(job_id)
+    .bind(MAX_ATTEMPTS)
+    .execute(&mut *conn)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    crate::audit::record(
+        conn,
+        &principal.actor(),
+        "job.retried",
+        job_id,
+        None,
+        serde_json::json!({
+            "kind": row.get::<String, _>("kind"),
+            "attempts": row.get::<i64, _>("attempts"),
+            "last_error": row.get::<Option<String>, _>("last_error"),
+        }),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// The failed jobs, those given up first.
+pub async fn failed(conn: &mut AnyConnection) -> Result<Vec<FailedJob>, sqlx::Error> {
+    failed_jobs(conn).await
+}
+
+async fn failed_jobs(conn: &mut AnyConnection) -> Result<Vec<FailedJob>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT id, kind, payload, attempts, last_error, run_at FROM jobs
+         WHERE done_at IS NULL AND attempts > 0
+         ORDER BY CASE WHEN attempts >= $1 THEN 0 ELSE 1 END, run_at, id",
+    )
+    .bind(MAX_ATTEMPTS)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows
         .iter()
-        .map(|row| FailedJob {
-            id: row.get("id"),
-            kind: row.get("kind"),
-            attempts: row.get("attempts"),
-            last_error: row
-                .get::<Option<String>, _>("last_error")
-                .unwrap_or_default(),
-            run_at: row.get("run_at"),
+        .map(|row| {
+            let attempts: i64 = row.get("attempts");
+            FailedJob {
+                id: row.get("id"),
+                kind: row.get("kind"),
+                attempts,
+                last_error: row
+                    .get::<Option<String>, _>("last_error")
+                    .unwrap_or_default(),
+                run_at: row.get("run_at"),
+                given_up: attempts >= MAX_ATTEMPTS,
+                subject_url: subject_url(&row.get::<String, _>("payload")),
+            }
         })
         .collect())
 }

@@ -37,6 +37,10 @@ pub enum PaymentError {
     UnknownEntry,
     #[error("the amount is above the plausibility limit of {max:?} and is not booked")]
     ImplausibleAmount { max: Money },
+    #[error("the form's request key is missing or not usable")]
+    InvalidKey,
+    #[error("this form's request key was used for a different confirmation")]
+    KeyConflict,
     #[error(transparent)]
     Money(#[from] MoneyError),
     #[error(transparent)]
@@ -529,31 +533,41 @@ pub async fn confirm(
             errors.insert("received", "payment.received_invalid");
             PaymentError::Invalid(errors)
         })?;
-    if form_key.trim().is_empty() {
-        return Err(PaymentError::Invalid(FieldErrors::new()));
+    if !crate::pledges::request_key_is_valid(form_key) {
+        return Err(PaymentError::InvalidKey);
     }
-    crate::text::checked(&[(&crate::text::FORM_KEY, form_key)]).map_err(PaymentError::Invalid)?;
+    // The form's key is scoped to the payment: a key sent for another payment never answers
+    // for this one (it used to: "confirmed", and nothing booked).
+    let source_ref = format!("{payment_id}:{form_key}");
     let payment = lock(conn, payment_id).await?;
-    let replay: Option<String> = sqlx::query_scalar(
-        "SELECT id FROM payment_receipts WHERE source = 'treasurer' AND source_ref = $1",
+    let replay: Option<(String, i64)> = sqlx::query_as(
+        "SELECT payment_id, amount FROM payment_receipts
+         WHERE source = 'treasurer' AND source_ref = $1",
     )
-    .bind(form_key)
+    .bind(&source_ref)
     .fetch_optional(&mut *conn)
     .await?;
-    if replay.is_none() && !is_open(&payment.status) {
-        return Err(PaymentError::NotOpen {
-            status: payment.status,
-        });
+    match replay {
+        // The same confirmation again (a double click): the first answer.
+        Some((paid, amount)) if paid == payment.id && amount == received.cents() => {}
+        Some(_) => return Err(PaymentError::KeyConflict),
+        None if !is_open(&payment.status) => {
+            return Err(PaymentError::NotOpen {
+                status: payment.status,
+            });
+        }
+        None => {
+            book_receipt(
+                conn,
+                &payment,
+                received,
+                "treasurer",
+                &source_ref,
+                &principal.actor(),
+            )
+            .await?;
+        }
     }
-    book_receipt(
-        conn,
-        &payment,
-        received,
-        "treasurer",
-        form_key,
-        &principal.actor(),
-    )
-    .await?;
     find(conn, payment_id)
         .await?
         .ok_or(PaymentError::UnknownPayment)

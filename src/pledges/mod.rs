@@ -44,6 +44,10 @@ pub enum PledgeError {
     NotLapsed,
     #[error("the organisation has pledged {pledged:?} to this proposal")]
     ExceedsPledged { pledged: Money },
+    #[error("the request key is missing or not usable")]
+    InvalidKey,
+    #[error("this request key was used for a different request")]
+    KeyConflict,
     #[error(transparent)]
     Proposal(#[from] ProposalError),
     #[error(transparent)]
@@ -135,6 +139,56 @@ pub async fn still_needed(
     ))
 }
 
+/// The longest request key a client may send.
+pub const MAX_REQUEST_KEY_CHARS: usize = 128;
+
+/// A client's request key is usable: 1 to [`MAX_REQUEST_KEY_CHARS`] visible ASCII characters
+/// (no spaces, no control characters). The forms send a random token.
+pub fn request_key_is_valid(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= MAX_REQUEST_KEY_CHARS
+        && key.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// What a client's request key is about; part of its namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestKind {
+    Pledge,
+    Recurring,
+    Withdrawal,
+}
+
+impl RequestKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Pledge => "pledge",
+            RequestKind::Recurring => "recurring",
+            RequestKind::Withdrawal => "withdrawal",
+        }
+    }
+}
+
+/// Where a client's request key is stored (the pledge's or recurring pledge's key, and the key
+/// of the ledger transaction it causes): `user:<organisation>:<proposal>:<kind>:<key>`. The
+/// key is scoped to the organisation, the proposal and the kind of request, so one
+/// organisation's key never answers for another's request, and no key of the platform (which
+/// never starts with `user:`) can be taken by a client. Organisation and proposal ids are the
+/// platform's (no `:`), so different requests never share a stored key.
+pub fn user_key(
+    organisation_id: &str,
+    proposal_id: &str,
+    kind: RequestKind,
+    key: &str,
+) -> Result<String, PledgeError> {
+    if !request_key_is_valid(key) {
+        return Err(PledgeError::InvalidKey);
+    }
+    Ok(format!(
+        "user:{organisation_id}:{proposal_id}:{}:{key}",
+        kind.as_str()
+    ))
+}
+
 /// What a pledge form asks for.
 #[derive(Clone, Copy, Debug)]
 pub struct PledgeRequest<'a> {
@@ -143,7 +197,9 @@ pub struct PledgeRequest<'a> {
     /// As entered.
     pub amount: &'a str,
     pub show_publicly: bool,
-    /// From the form: the same key again returns the first pledge and books nothing.
+    /// From the form: the same key again (for the same organisation, proposal and kind of
+    /// request, with the same amount) returns the first result and books nothing; the same key
+    /// with a different amount is a [`PledgeError::KeyConflict`].
     pub key: &'a str,
     pub max_amount: Money,
 }
@@ -165,18 +221,26 @@ pub async fn pledge(
         max_amount,
     } = request;
     authorize(principal, Action::PledgeForOrganisation { organisation_id })?;
+    let key = user_key(organisation_id, proposal_id, RequestKind::Pledge, key)?;
     let amount = amount_of(amount_text, max_amount)?;
     // The key is checked after the lock: a double click waits for the first request, then
     // finds its pledge (even if that pledge closed the funding).
     lock_proposal(conn, proposal_id).await?;
-    let existing: Option<String> =
-        sqlx::query_scalar("SELECT id FROM pledges WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if let Some(pledge_id) = existing {
+    let existing = sqlx::query(
+        "SELECT id, committed, organisation_id, proposal_id FROM pledges WHERE idempotency_key = $1",
+    )
+    .bind(&key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = existing {
+        let same = row.get::<i64, _>("committed") == amount.cents()
+            && row.get::<Option<String>, _>("organisation_id").as_deref() == Some(organisation_id)
+            && row.get::<String, _>("proposal_id") == proposal_id;
+        if !same {
+            return Err(PledgeError::KeyConflict);
+        }
         return Ok(Pledged {
-            pledge_id,
+            pledge_id: row.get("id"),
             funded: false,
             replay: true,
         });
@@ -194,7 +258,7 @@ pub async fn pledge(
     let transaction = ledger::post(
         conn,
         NewTransaction::transfer(
-            format!("pledge:{key}"),
+            key.clone(),
             TxKind::Pledge,
             "pledge",
             principal.actor(),
@@ -211,9 +275,15 @@ pub async fn pledge(
         LedgerError::InsufficientFunds { balance, .. } => {
             PledgeError::InsufficientFunds { balance }
         }
+        LedgerError::KeyConflict(_) => PledgeError::KeyConflict,
         other => PledgeError::Ledger(other),
-    })?
-    .into_transaction();
+    })?;
+    if transaction.is_replay() {
+        // The pledge row and its transaction are written together: a transaction without a
+        // pledge row under this key is not this request's.
+        return Err(PledgeError::KeyConflict);
+    }
+    let transaction = transaction.into_transaction();
     let pledge_id = new_id();
     sqlx::query(
         "INSERT INTO pledges (id, proposal_id, organisation_id, source_account, committed, show_publicly,
@@ -228,7 +298,7 @@ pub async fn pledge(
     .bind(i64::from(show_publicly))
     .bind(&transaction.id)
     .bind(now)
-    .bind(key)
+    .bind(&key)
     .bind(principal.person_id.as_deref())
     .execute(&mut *conn)
     .await?;
@@ -352,15 +422,27 @@ pub async fn withdraw(
         ..
     } = request;
     authorize(principal, Action::PledgeForOrganisation { organisation_id })?;
+    let ledger_key = user_key(organisation_id, proposal_id, RequestKind::Withdrawal, key)?;
     let amount = amount_of(amount_text, max_amount)?;
-    let ledger_key = format!("withdraw:{key}");
     lock_proposal(conn, proposal_id).await?;
-    let seen: Option<String> =
-        sqlx::query_scalar("SELECT id FROM ledger_transactions WHERE idempotency_key = $1")
-            .bind(&ledger_key)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if seen.is_some() {
+    // A withdrawal is its ledger transaction: the same key again is a replay when that
+    // transaction gave this amount back to this organisation's wallet from this proposal.
+    let seen = sqlx::query(
+        "SELECT t.proposal_id,
+                CAST(COALESCE((SELECT SUM(p.amount) FROM ledger_postings p
+                      WHERE p.transaction_id = t.id AND p.account_id = $2), 0) AS BIGINT) AS back
+         FROM ledger_transactions t WHERE t.idempotency_key = $1",
+    )
+    .bind(&ledger_key)
+    .bind(AccountId::wallet(organisation_id).as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = seen {
+        let same = row.get::<i64, _>("back") == amount.cents()
+            && row.get::<Option<String>, _>("proposal_id").as_deref() == Some(proposal_id);
+        if !same {
+            return Err(PledgeError::KeyConflict);
+        }
         return Ok(amount);
     }
     open_goal(conn, proposal_id, now).await?;
@@ -381,7 +463,11 @@ pub async fn withdraw(
         )?
         .for_proposal(proposal_id),
     )
-    .await?;
+    .await
+    .map_err(|error| match error {
+        LedgerError::KeyConflict(_) => PledgeError::KeyConflict,
+        other => PledgeError::Ledger(other),
+    })?;
     // Spread over the organisation's pledges, newest first, so each keeps its own numbers.
     let rows = sqlx::query(
         "SELECT id, committed - released - refunded AS open FROM pledges

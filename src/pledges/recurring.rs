@@ -13,7 +13,9 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use super::{PledgeError, PledgeRequest, Pledged, lock_proposal, open_goal, still_needed};
+use super::{
+    PledgeError, PledgeRequest, Pledged, RequestKind, lock_proposal, open_goal, still_needed,
+};
 use crate::audit;
 use crate::authz::{Action, Principal, authorize};
 use crate::db::new_id;
@@ -76,16 +78,26 @@ pub async fn pledge_recurring(
         max_amount,
     } = request;
     authorize(principal, Action::PledgeForOrganisation { organisation_id })?;
+    let key = super::user_key(organisation_id, proposal_id, RequestKind::Recurring, key)?;
     let amount = super::amount_of(amount_text, max_amount)?;
     lock_proposal(conn, proposal_id).await?;
-    let existing: Option<String> =
-        sqlx::query_scalar("SELECT id FROM recurring_pledges WHERE idempotency_key = $1")
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if let Some(pledge_id) = existing {
+    let existing = sqlx::query(
+        "SELECT id, amount, organisation_id, proposal_id FROM recurring_pledges
+         WHERE idempotency_key = $1",
+    )
+    .bind(&key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = existing {
+        // The same form again: the first answer. The same key for another amount: a conflict.
+        let same = row.get::<i64, _>("amount") == amount.cents()
+            && row.get::<String, _>("organisation_id") == organisation_id
+            && row.get::<String, _>("proposal_id") == proposal_id;
+        if !same {
+            return Err(PledgeError::KeyConflict);
+        }
         return Ok(Pledged {
-            pledge_id,
+            pledge_id: row.get("id"),
             funded: false,
             replay: true,
         });
@@ -124,7 +136,7 @@ pub async fn pledge_recurring(
     .bind(first)
     .bind(term)
     .bind(i64::from(show_publicly))
-    .bind(key)
+    .bind(&key)
     .bind(principal.person_id.as_deref())
     .bind(now)
     .execute(&mut *conn)

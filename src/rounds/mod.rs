@@ -893,6 +893,8 @@ async fn allocate(
     if !amount.is_positive() {
         return Ok(0);
     }
+    // A platform key: clients' keys live under `user:` (see `pledges::user_key`) and can never
+    // take it, so no pledge can make the close fail on this unique key.
     let key = format!("round:{round_id}:{}", candidate.position);
     let transaction = ledger::post(
         conn,

@@ -78,12 +78,47 @@ async fn change_platform_role(
     Ok(see_other("/admin/people"))
 }
 
-/// Background jobs that failed and wait to be tried again (admins).
-async fn list_failed_jobs(State(state): State<AppState>, ctx: Ctx) -> Result<Response, AppError> {
-    crate::authz::authorize(&ctx.principal, crate::authz::Action::ManagePlatformRoles)?;
+impl From<crate::jobs::JobsError> for AppError {
+    fn from(error: crate::jobs::JobsError) -> Self {
+        match error {
+            crate::jobs::JobsError::Denied(denied) => denied.into(),
+            crate::jobs::JobsError::Db(e) => AppError::internal(e),
+        }
+    }
+}
+
+/// Background jobs that failed: those that gave up, and those waiting to be tried again
+/// (the board and the platform's admins; also at `/board/jobs`).
+pub(super) async fn list_failed_jobs(
+    State(state): State<AppState>,
+    ctx: Ctx,
+) -> Result<Response, AppError> {
     let mut conn = state.db.pool().acquire().await?;
-    let failed = crate::jobs::failed(&mut conn).await?;
+    let failed = crate::jobs::failed_for(&mut conn, &ctx.principal).await?;
     drop(conn);
-    let page = state.render(&ctx, "admin/jobs.html", context! { jobs => value(&failed) })?;
+    let may_retry =
+        crate::authz::authorize(&ctx.principal, crate::authz::Action::RetryFailedJobs).is_ok();
+    let page = state.render(
+        &ctx,
+        "admin/jobs.html",
+        context! { jobs => value(&failed), may_retry => may_retry },
+    )?;
     Ok(page.into_response())
+}
+
+/// Tries a job that gave up again (the board or an admin, once its cause is seen to).
+pub(super) async fn retry_failed_job(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(job_id): Path<String>,
+) -> Result<Response, AppError> {
+    let mut tx = state.db.begin().await?;
+    let retried =
+        crate::jobs::retry(&mut tx, &ctx.principal, &job_id, state.clock.now_ms()).await?;
+    if !retried {
+        return Err(AppError::conflict("hardening.keys.jobs_not_given_up"));
+    }
+    tx.commit().await?;
+    ctx.flash("hardening.keys.job_retried");
+    Ok(see_other("/board/jobs"))
 }

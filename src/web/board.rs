@@ -28,6 +28,11 @@ pub fn router() -> Router<AppState> {
         .route("/members/{membership_id}/exit", post(record_exit))
         .route("/board/audit", get(show_audit_log))
         .route("/board/settings", get(show_settings).post(save_settings))
+        .route("/board/jobs", get(super::admin::list_failed_jobs))
+        .route(
+            "/board/jobs/{id}/retry",
+            post(super::admin::retry_failed_job),
+        )
 }
 
 async fn show_statutes(State(state): State<AppState>, ctx: Ctx) -> Result<Response, AppError> {

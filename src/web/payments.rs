@@ -51,6 +51,8 @@ impl From<PaymentError> for AppError {
             PaymentError::NotOpen { .. } => AppError::conflict("payment.not_open"),
             PaymentError::NothingOwed => AppError::conflict("payment.nothing_owed"),
             PaymentError::NotMember => AppError::conflict("payment.not_member"),
+            PaymentError::InvalidKey => AppError::bad_request("hardening.keys.invalid"),
+            PaymentError::KeyConflict => AppError::conflict("hardening.keys.conflict"),
             PaymentError::Invalid(_) => AppError::bad_request("error.bad_request"),
             PaymentError::Statement { .. } => AppError::bad_request("camt.not_camt053"),
             PaymentError::ImplausibleAmount { .. } => {

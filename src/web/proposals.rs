@@ -602,6 +602,8 @@ fn pledge_problem(ctx: &Ctx, error: &PledgeError) -> Option<String> {
         PledgeError::NotLapsed => ctx.t("pledge.not_lapsed"),
         PledgeError::NotOpen => ctx.t("pledge.not_open"),
         PledgeError::DeadlinePassed => ctx.t("pledge.deadline_passed"),
+        PledgeError::InvalidKey => ctx.t("hardening.keys.invalid"),
+        PledgeError::KeyConflict => ctx.t("hardening.keys.conflict"),
         _ => return None,
     })
 }
@@ -616,9 +618,11 @@ async fn pledge_refused(
         return Err(error.into());
     };
     let status = match error {
-        PledgeError::NotOpen | PledgeError::DeadlinePassed | PledgeError::NotLapsed => {
-            StatusCode::CONFLICT
-        }
+        PledgeError::NotOpen
+        | PledgeError::DeadlinePassed
+        | PledgeError::NotLapsed
+        | PledgeError::KeyConflict => StatusCode::CONFLICT,
+        PledgeError::InvalidKey => StatusCode::BAD_REQUEST,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     let page = proposal_page(state, ctx, id, &FieldErrors::new(), Some(message)).await?;

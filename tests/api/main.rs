@@ -12,6 +12,7 @@ mod demo;
 mod hardening_accounts;
 mod hardening_bank;
 mod hardening_governance;
+mod hardening_keys;
 mod hardening_text;
 mod helpers;
 mod ledger;
