@@ -260,9 +260,14 @@ pub fn equal_shares(
         let mut same = 0u32;
         let mut ask_after = JUMP_AFTER;
         let mut last: Option<Vec<usize>> = None;
+        // The parametric run is far slower than a run (exact fractions, every project every
+        // round): only small profiles, the ones that can ask for millions of cheap runs, use it.
+        let size = engine.size();
+        let mut jumps_left = if size <= JUMP_SIZE { MAX_JUMPS } else { 0 };
+        let max_runs = (MAX_WORK / size.max(1)).clamp(MIN_RUNS, MAX_RUNS);
         loop {
-            if runs >= MAX_RUNS {
-                return Err(ProfileError::TooManySteps { limit: MAX_RUNS });
+            if runs >= max_runs {
+                return Err(ProfileError::TooManySteps { limit: max_runs });
             }
             let share = share_at(k);
             let run = engine.run(&share, false);
@@ -287,7 +292,8 @@ pub fn equal_shares(
                 last = Some(run.selected.clone());
             }
             let mut next = k + 1;
-            if same >= ask_after {
+            if same >= ask_after && jumps_left > 0 {
+                jumps_left -= 1;
                 same = 0;
                 // Every run from here up to the share where some decision of this run could
                 // turn has this run's selection, so neither stops the loop: pabutools would
@@ -296,16 +302,17 @@ pub fn equal_shares(
                 if selection == run.selected {
                     let Some(until) = until else {
                         // Nothing would ever change: pabutools would never stop.
-                        return Err(ProfileError::TooManySteps { limit: MAX_RUNS });
+                        return Err(ProfileError::TooManySteps { limit: max_runs });
                     };
                     match first_step_at(&until, &base, increment) {
                         Some(step) => next = next.max(step),
-                        None => return Err(ProfileError::TooManySteps { limit: MAX_RUNS }),
+                        None => return Err(ProfileError::TooManySteps { limit: max_runs }),
                     }
                 } else {
                     debug_assert!(false, "the two runs at {share} disagree");
                 }
-                ask_after = if next > k + 1 {
+                // Worth asking again soon only after a long jump.
+                ask_after = if next > k + JUMP_WORTH {
                     JUMP_AFTER
                 } else {
                     ask_after.saturating_mul(2)
@@ -643,6 +650,12 @@ impl Engine {
             free,
             ranks,
         }
+    }
+
+    /// The size of a run's work: every project's supporters and every ballot group.
+    fn size(&self) -> u64 {
+        let pairs: usize = self.projects.iter().map(|p| p.supporters.len()).sum();
+        u64::try_from(pairs + self.weights.len()).unwrap_or(u64::MAX)
     }
 
     /// Whether no project equal shares could select still fits next to `run`'s selection.
@@ -1070,10 +1083,28 @@ fn gcd128(a: u128, b: u128) -> u128 {
 /// gave no jump, it waits twice as long before the next.
 const JUMP_AFTER: u32 = 4;
 
-/// The most runs of equal shares one completion computes. Stepping one increment at a time,
-/// a 200-byte file (a budget of millions, one project costing nearly all of it) would take
-/// millions of runs; with the jumps, the shipped real elections need at most a few hundred.
+/// A jump of fewer steps than this does not pay for the parametric run that found it.
+const JUMP_WORTH: u64 = 64;
+
+/// Profiles up to this size (supporters of all projects plus ballot groups) jump; the
+/// parametric run costs far more than a run on larger ones, which need few steps anyway.
+const JUMP_SIZE: u64 = 500;
+
+/// The most parametric runs (jumps tried) in one completion.
+const MAX_JUMPS: u32 = 32;
+
+/// The most runs of equal shares one completion computes. Stepping one increment at a time, a
+/// 200-byte file (a budget of millions, one project costing nearly all of it) would take
+/// millions of runs; with the jumps it takes a handful. The shipped real elections need at
+/// most 1,619 (Toulouse 2022).
 pub const MAX_RUNS: u64 = 10_000;
+
+/// The most work (runs × size) one completion does: about six times the largest shipped
+/// election's (Łódź 2024: 91 runs of size 180,788; Toulouse 2022: 1,619 of size 9,388).
+const MAX_WORK: u64 = 100_000_000;
+
+/// However large the profile, this many runs are always allowed.
+const MIN_RUNS: u64 = 100;
 
 /// The first step `k` whose share `base + k × increment` is at least `share`.
 fn first_step_at(share: &Exact, base: &Exact, increment: &Exact) -> Option<u64> {
