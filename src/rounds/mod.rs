@@ -1185,7 +1185,11 @@ pub async fn results(
     let mut fingerprint_matches = stored_fingerprint(&profile);
     if !fingerprint_matches {
         // Rounds closed before the count took only members at the close, in canonical order.
-        let legacy = profile_from(round, &candidates, &ballots_by_voter(conn, &round.id).await?);
+        let legacy = profile_from(
+            round,
+            &candidates,
+            &ballots_by_voter(conn, &round.id).await?,
+        );
         if stored_fingerprint(&legacy) {
             fingerprint_matches = true;
             profile = legacy;

@@ -1617,7 +1617,11 @@ mod tests {
         // The first share that pays for "big": 150,000,000 + k × 100 ≥ 299,999,900.
         assert_eq!(out.increments, 1_499_999);
         assert_eq!(out.voter_share, Exact::from(299_999_900u64));
-        assert!(out.runs <= 2 * u64::from(JUMP_AFTER) + 2, "{} runs", out.runs);
+        assert!(
+            out.runs <= 2 * u64::from(JUMP_AFTER) + 2,
+            "{} runs",
+            out.runs
+        );
         // The same file scaled down a thousandfold, stepped through like pabutools.
         let small = profile(
             300_000,
@@ -1625,6 +1629,25 @@ mod tests {
             vec![Ballot::approval([0]), Ballot::approval([1])],
         );
         assert_eq!(run(&small, &options).selected, naive(&small, &options));
+    }
+
+    /// A profile too large to jump (600 distinct ballots) that would need millions of runs is
+    /// refused after a bounded number of them, never counted for ever.
+    #[test]
+    fn a_count_that_would_need_too_many_runs_is_refused() {
+        let budget = 300_000_000;
+        let mut ballots = vec![Ballot::points([(0, 1)])];
+        ballots.extend((1..=600).map(|points| Ballot::points([(1, points)])));
+        let p = profile(budget, &[("big", budget - 100), ("small", 100)], ballots);
+        let options = EqualSharesOptions {
+            satisfaction: Satisfaction::Utility,
+            voter_budget_increment: Exact::from(100u64),
+            ..EqualSharesOptions::default()
+        };
+        assert_eq!(
+            equal_shares(&p, &options),
+            Err(ProfileError::TooManySteps { limit: MAX_RUNS })
+        );
     }
 
     #[test]

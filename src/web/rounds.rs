@@ -16,8 +16,8 @@ use crate::authz::{Action, Denied, authorize};
 use crate::i18n::t_with;
 use crate::people::FieldErrors;
 use crate::rounds::{self, RoundError, RoundForm, polls};
-use crate::voting::{Choice, ProfileError};
 use crate::voting::round::{BallotProblem, RoundRule};
+use crate::voting::{Choice, ProfileError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -326,7 +326,8 @@ async fn round_page(
             round.closes_at,
             now,
         )
-        .await? {
+        .await?
+        {
             let ballot = rounds::ballot_of(&mut conn, id, &option.organisation_id).await?;
             voters.push(context! {
                 organisation_id => option.organisation_id,
@@ -543,8 +544,15 @@ async fn poll_page(
     let poll = polls::find(&mut conn, id, now).await?;
     let options = polls::options_of(&mut conn, id).await?;
     let mut voters = Vec::new();
-    for option in rounds::voter_options(&mut conn, &ctx.principal, poll.opens_at, poll.closes_at, now)
-        .await? {
+    for option in rounds::voter_options(
+        &mut conn,
+        &ctx.principal,
+        poll.opens_at,
+        poll.closes_at,
+        now,
+    )
+    .await?
+    {
         let ballot = polls::ballot_of(&mut conn, id, &option.organisation_id).await?;
         let choice = ballot.map(Choice::Ranking);
         voters.push(context! {

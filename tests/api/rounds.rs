@@ -830,7 +830,12 @@ async fn a_huge_budget_in_a_pabulib_file_neither_stalls_the_server_nor_the_count
     assert_eq!(mes["increments"], 1_499_999);
     let runs = mes["runs"].as_u64().unwrap();
     assert!(runs <= 20, "bounded work: {runs} runs");
-    let page = app.get(&format!("/rounds/{round}")).await.text().await.unwrap();
+    let page = app
+        .get(&format!("/rounds/{round}"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("bewegt kein Geld"));
     app.assert_books_balance().await;
 }
@@ -915,7 +920,10 @@ async fn exported_ballots_do_not_reveal_which_member_cast_them() {
     };
     let (original, original_print) = stored(round.clone()).await;
     let (imported, imported_print) = stored(copy).await;
-    assert_eq!(original, imported, "the same outcome from the shuffled file");
+    assert_eq!(
+        original, imported,
+        "the same outcome from the shuffled file"
+    );
     assert_eq!(original_print, imported_print, "from the same input");
     app.assert_books_balance().await;
 }
@@ -971,7 +979,12 @@ async fn a_ballot_of_a_member_that_left_before_the_close_does_not_count() {
     assert_eq!(vote(&two, &round, &org2, &[&pa]).await.status(), 303);
     assert_eq!(vote(&three, &round, &org3, &[&pb]).await.status(), 303);
     assert_eq!(vote(&four, &round, &org4, &[&pb]).await.status(), 303);
-    let page = app.get(&format!("/rounds/{round}")).await.text().await.unwrap();
+    let page = app
+        .get(&format!("/rounds/{round}"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("4 Organisationen haben abgestimmt"));
     // Org 1 leaves in three days, before the close in seven.
     record_exit(&stage, &org1, &in_days(app, 3)).await;
@@ -979,7 +992,10 @@ async fn a_ballot_of_a_member_that_left_before_the_close_does_not_count() {
     // vote any more, and its page says why.
     assert_eq!(vote(&two, &round, &org2, &[&pa]).await.status(), 303);
     let own = one.page(&format!("/rounds/{round}")).await;
-    assert!(own.contains("endet vor dem Ende dieser Abstimmung"), "{own}");
+    assert!(
+        own.contains("endet vor dem Ende dieser Abstimmung"),
+        "{own}"
+    );
     let refused = vote(&one, &round, &org1, &[&pb]).await;
     assert_eq!(refused.status(), 403);
     assert!(
@@ -990,7 +1006,12 @@ async fn a_ballot_of_a_member_that_left_before_the_close_does_not_count() {
             .contains("endet vor dem Ende dieser Abstimmung")
     );
     app.clock.advance(4 * DAY);
-    let page = app.get(&format!("/rounds/{round}")).await.text().await.unwrap();
+    let page = app
+        .get(&format!("/rounds/{round}"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         page.contains("3 Organisationen haben abgestimmt"),
         "the turnout counts members only"
@@ -1007,7 +1028,12 @@ async fn a_ballot_of_a_member_that_left_before_the_close_does_not_count() {
         .unwrap();
     let outcome: serde_json::Value = serde_json::from_str(&outcome).unwrap();
     assert_eq!(outcome["equal_shares"]["voters"], 3, "three equal shares");
-    let page = app.get(&format!("/rounds/{round}")).await.text().await.unwrap();
+    let page = app
+        .get(&format!("/rounds/{round}"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("3 Organisationen haben abgestimmt"));
     let export = app
         .get(&format!("/rounds/{round}/export.pb"))
@@ -1070,4 +1096,29 @@ async fn a_ranking_of_a_member_that_left_before_a_poll_closes_does_not_count() {
     // Org 2 (Y > X) against org 3 (X > Y): X and Y tie, no longer Y alone.
     assert_eq!(counted.tiers[0], vec![0, 1], "{counted:?}");
     app.assert_books_balance().await;
+}
+
+/// A file too large for the jumps (600 distinct ballots) that would need millions of steps
+/// is refused after a bounded count, with a message that says what to do; nothing is stored.
+#[tokio::test]
+async fn a_pabulib_file_that_needs_too_many_steps_is_refused_with_a_message() {
+    let stage = stage().await;
+    let app = &stage.app;
+    let mut text = String::from(
+        "META\nkey;value\nbudget;3000000\nvote_type;cumulative\nPROJECTS\nproject_id;cost\n\
+         big;2999999\nsmall;1\nVOTES\nvoter_id;vote;points\n1;big;1\n",
+    );
+    for voter in 2..=601 {
+        text.push_str(&format!("{voter};small;{}\n", voter - 1));
+    }
+    let response = import_pb(&stage.board, &text, "equal_shares").await;
+    assert_eq!(response.status(), 422);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("nicht in 10000 Schritten"), "{page}");
+    let rounds: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM rounds")
+        .fetch_one(&mut *app.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(rounds, 0, "nothing was stored");
+    assert_eq!(app.get("/healthz").await.status(), 200);
 }
