@@ -276,6 +276,14 @@ async fn tell_board_job_gave_up(
 async fn run_one(db: &Db, kind: &str, payload: &str, now: i64) -> Result<(), String> {
     let payload: serde_json::Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
     let proposal_id = payload["proposal"].as_str().unwrap_or_default().to_owned();
+    if kind == "round.close" {
+        // Counts outside any transaction (it may take a while), then writes in a short one.
+        let round = payload["round"].as_str().unwrap_or_default();
+        return crate::rounds::close_job(db, round, now)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+    }
     let mut tx = db.begin().await.map_err(|e| e.to_string())?;
     match kind {
         "proposal.expire" => expire(&mut tx, &proposal_id, now).await?,
@@ -319,12 +327,11 @@ async fn run_one(db: &Db, kind: &str, payload: &str, now: i64) -> Result<(), Str
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        "round.open" | "round.closing_reminder" | "round.close" => {
+        "round.open" | "round.closing_reminder" => {
             let round = payload["round"].as_str().unwrap_or_default();
             let done = match kind {
                 "round.open" => crate::rounds::open_round(&mut tx, round, now).await,
-                "round.closing_reminder" => crate::rounds::remind(&mut tx, round, now).await,
-                _ => crate::rounds::close(&mut tx, round, now).await.map(|_| ()),
+                _ => crate::rounds::remind(&mut tx, round, now).await,
             };
             done.map_err(|e| e.to_string())?;
         }

@@ -57,6 +57,14 @@ pub enum RoundError {
     Count(#[from] ProfileError),
     #[error("the close is not due yet")]
     NotDue,
+    #[error("the organisation's membership ends before the close")]
+    LeavesBeforeClose,
+    #[error("the ballots changed while the round was counted")]
+    ChangedWhileCounting,
+    #[error("the count was stopped")]
+    CountingStopped,
+    #[error("the operating system gave no random numbers")]
+    NoRandomness,
     #[error(transparent)]
     Pledge(#[from] PledgeError),
     #[error(transparent)]
@@ -122,15 +130,30 @@ pub struct RoundCandidate {
     pub allocated: Money,
 }
 
+/// The turnout column: ballots that count, those of organisations that are members at the
+/// closing time (or at `now`, the parameter `now`, before it); an imported round's voters are
+/// the file's.
+fn turnout_sql(now: &str) -> String {
+    let at = format!("CASE WHEN r.closes_at < {now} THEN r.closes_at ELSE {now} END");
+    format!(
+        "(SELECT CAST(COUNT(*) AS BIGINT) FROM round_ballots b WHERE b.round_id = r.id
+           AND (r.imported = 1 OR EXISTS (SELECT 1 FROM memberships m
+                WHERE m.organisation_id = b.voter AND m.joined_at <= {at}
+                  AND (m.left_at IS NULL OR m.left_at > {at}))))"
+    )
+}
+
 async fn find_row(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Round, RoundError> {
-    let row = sqlx::query(
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT r.id, r.title, r.description, r.budget, r.ballot_type, r.ballot_limit, r.rule,
                 r.status, r.imported, r.opens_at, r.closes_at, r.closed_at, r.fingerprint,
                 r.outcome,
-                (SELECT CAST(COUNT(*) AS BIGINT) FROM round_ballots b WHERE b.round_id = r.id) AS turnout
+                {} AS turnout
          FROM rounds r WHERE r.id = $1",
-    )
+        turnout_sql("$2")
+    )))
     .bind(id)
+    .bind(now)
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(RoundError::Unknown)?;
@@ -176,13 +199,15 @@ pub async fn find(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Round,
 
 /// Every round, newest first.
 pub async fn list(conn: &mut AnyConnection, now: i64) -> Result<Vec<Round>, RoundError> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT r.id, r.title, r.description, r.budget, r.ballot_type, r.ballot_limit, r.rule,
                 r.status, r.imported, r.opens_at, r.closes_at, r.closed_at, r.fingerprint,
                 NULL AS outcome,
-                (SELECT CAST(COUNT(*) AS BIGINT) FROM round_ballots b WHERE b.round_id = r.id) AS turnout
+                {} AS turnout
          FROM rounds r ORDER BY r.closes_at DESC, r.id DESC",
-    )
+        turnout_sql("$1")
+    )))
+    .bind(now)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows.iter().map(|r| round_from_row(r, now)).collect())
@@ -695,6 +720,23 @@ pub(crate) async fn check_member(
     }
 }
 
+/// Whether `organisation_id` is a member at `at` (its exit, if any, takes effect later).
+pub(crate) async fn member_at(
+    conn: &mut AnyConnection,
+    organisation_id: &str,
+    at: i64,
+) -> Result<bool, RoundError> {
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM memberships WHERE organisation_id = $1 AND joined_at <= $2
+           AND (left_at IS NULL OR left_at > $2)",
+    )
+    .bind(organisation_id)
+    .bind(at)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// An organisation's ballot, cast by one of its admins. A second ballot replaces the first.
 pub async fn cast(
     conn: &mut AnyConnection,
@@ -716,6 +758,10 @@ pub async fn cast(
         _ => return Err(RoundError::Closed),
     }
     check_member(conn, organisation_id, round.opens_at, now).await?;
+    if !member_at(conn, organisation_id, round.closes_at).await? {
+        // Only members at the close count: a ballot that would not count is not taken.
+        return Err(RoundError::LeavesBeforeClose);
+    }
     let candidates = candidates_of(conn, round_id).await?;
     let choice = round::check_ballot(round.kind, candidates.len(), choice)?;
     sqlx::query(
@@ -763,8 +809,50 @@ pub async fn ballot_of(
     })
 }
 
-async fn all_ballots(conn: &mut AnyConnection, round_id: &str) -> Result<Vec<Choice>, RoundError> {
-    // In a fixed order (the voter), so the fingerprint does not depend on the database's.
+/// The ballots a round counts, in a canonical order (by what they say, never by who cast
+/// them or when): those of organisations that are members at `at` (the closing time), or
+/// every ballot of an imported round. The order is part of the fingerprint and of the stored
+/// outcome, so it must not reveal the order in which the members joined.
+async fn counted_ballots(
+    conn: &mut AnyConnection,
+    round: &Round,
+    at: i64,
+) -> Result<Vec<Choice>, RoundError> {
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT b.choice FROM round_ballots b WHERE b.round_id = $1
+           AND ($2 = 1 OR EXISTS (SELECT 1 FROM memberships m
+                WHERE m.organisation_id = b.voter AND m.joined_at <= $3
+                  AND (m.left_at IS NULL OR m.left_at > $3)))",
+    )
+    .bind(&round.id)
+    .bind(i64::from(round.imported))
+    .bind(at)
+    .fetch_all(&mut *conn)
+    .await?;
+    let choices = stored
+        .iter()
+        .map(|json| serde_json::from_str(json).map_err(RoundError::from))
+        .collect::<Result<Vec<Choice>, RoundError>>()?;
+    canonical(choices)
+}
+
+/// Ballots sorted by their JSON form: the order of the rules' input depends on nothing but
+/// the ballots themselves.
+fn canonical(choices: Vec<Choice>) -> Result<Vec<Choice>, RoundError> {
+    let mut keyed = choices
+        .into_iter()
+        .map(|c| Ok((serde_json::to_string(&c)?, c)))
+        .collect::<Result<Vec<(String, Choice)>, serde_json::Error>>()?;
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(keyed.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Every stored ballot in the order of the voters' ids: how rounds closed before the count
+/// took only members at the close were fingerprinted (checked so their results still match).
+async fn ballots_by_voter(
+    conn: &mut AnyConnection,
+    round_id: &str,
+) -> Result<Vec<Choice>, RoundError> {
     let stored: Vec<String> =
         sqlx::query_scalar("SELECT choice FROM round_ballots WHERE round_id = $1 ORDER BY voter")
             .bind(round_id)
@@ -776,12 +864,7 @@ async fn all_ballots(conn: &mut AnyConnection, round_id: &str) -> Result<Vec<Cho
         .collect()
 }
 
-async fn profile_of(
-    conn: &mut AnyConnection,
-    round: &Round,
-) -> Result<(Profile, Vec<RoundCandidate>), RoundError> {
-    let candidates = candidates_of(conn, &round.id).await?;
-    let ballots = all_ballots(conn, &round.id).await?;
+fn profile_from(round: &Round, candidates: &[RoundCandidate], ballots: &[Choice]) -> Profile {
     let inputs: Vec<Candidate> = candidates
         .iter()
         .map(|c| Candidate {
@@ -790,7 +873,58 @@ async fn profile_of(
         })
         .collect();
     let budget = u64::try_from(round.budget.cents()).unwrap_or(0);
-    Ok((round::profile(budget, &inputs, &ballots), candidates))
+    round::profile(budget, &inputs, ballots)
+}
+
+/// The rules' input of a round: its candidates and the ballots of members at the close.
+async fn profile_of(
+    conn: &mut AnyConnection,
+    round: &Round,
+) -> Result<(Profile, Vec<RoundCandidate>), RoundError> {
+    let candidates = candidates_of(conn, &round.id).await?;
+    let ballots = counted_ballots(conn, round, round.closes_at).await?;
+    Ok((profile_from(round, &candidates, &ballots), candidates))
+}
+
+/// Counting takes CPU time (equal shares may run thousands of times): it runs on the blocking
+/// threads, never on the async ones that answer requests, one count at a time, and never
+/// inside a write transaction.
+static COUNTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Runs `work` (a count) off the async threads, one at a time.
+pub async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RoundError> {
+    let _permit = COUNTING
+        .acquire()
+        .await
+        .map_err(|_| RoundError::CountingStopped)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| RoundError::CountingStopped)
+}
+
+/// What a close counts: the rule and its input, read before the count.
+#[derive(Clone, Debug)]
+pub struct CloseInputs {
+    pub rule: RoundRule,
+    pub profile: Profile,
+    pub fingerprint: String,
+}
+
+impl CloseInputs {
+    fn new(rule: RoundRule, profile: Profile) -> CloseInputs {
+        CloseInputs {
+            fingerprint: round::fingerprint(rule, &profile),
+            rule,
+            profile,
+        }
+    }
+
+    /// Runs the rule (pure and possibly slow: call it through [`off_thread`]).
+    pub fn count(&self) -> Result<Outcome, ProfileError> {
+        round::run(self.rule, &self.profile)
+    }
 }
 
 /// What a close did.
@@ -802,12 +936,94 @@ pub struct Closed {
     pub allocated: i64,
 }
 
-/// Closes a round at its closing time (the `round.close` job; safe to run twice): runs the
-/// rule once, stores the outcome with the inputs' fingerprint, and gives each winner from the
-/// pool the lesser of its frozen cost and what it still needs now, as a pool pledge, funding
-/// it when that reaches the goal. A winner funded, expired or cancelled meanwhile gets only
-/// what it still needs, possibly nothing. Everything commits together or not at all.
+/// The close's input, read without writing; `None` if the round is closed already. A round
+/// that never opened has to be opened first ([`open_round`]), which freezes its costs.
+pub async fn close_inputs(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+) -> Result<Option<CloseInputs>, RoundError> {
+    let round = find_row(conn, id, now).await?;
+    if round.status == "closed" {
+        return Ok(None);
+    }
+    if now < round.closes_at {
+        return Err(RoundError::NotDue);
+    }
+    let (profile, _) = profile_of(conn, &round).await?;
+    Ok(Some(CloseInputs::new(round.rule_kind, profile)))
+}
+
+/// Closes a round in the caller's transaction, counting in it: for the demo and tests. The
+/// `round.close` job uses [`close_job`], which counts outside any transaction.
 pub async fn close(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Closed, RoundError> {
+    lock_round(conn, id).await?;
+    let round = find_row(conn, id, now).await?;
+    if round.status == "scheduled" && now >= round.closes_at {
+        open_round(conn, id, now).await?;
+    }
+    let Some(inputs) = close_inputs(conn, id, now).await? else {
+        return Ok(Closed {
+            already: true,
+            allocated: 0,
+        });
+    };
+    let outcome = inputs.count()?;
+    close_counted(conn, id, now, &inputs, &outcome).await
+}
+
+/// The `round.close` job: reads the inputs, counts off the async threads with no transaction
+/// open, then records the outcome and pays the winners in one short transaction that checks
+/// that the round is still open and its inputs are still those counted (else counts again).
+pub async fn close_job(db: &crate::db::Db, id: &str, now: i64) -> Result<Closed, RoundError> {
+    for _ in 0..3 {
+        let inputs = {
+            let mut conn = db.pool().acquire().await?;
+            let round = find_row(&mut conn, id, now).await?;
+            if round.status == "scheduled" && now >= round.closes_at {
+                drop(conn);
+                // Never opened (the opening job did not run): open it so that costs are frozen.
+                let mut tx = db.begin().await?;
+                open_round(&mut tx, id, now).await?;
+                tx.commit().await?;
+                conn = db.pool().acquire().await?;
+            }
+            close_inputs(&mut conn, id, now).await?
+        };
+        let Some(inputs) = inputs else {
+            return Ok(Closed {
+                already: true,
+                allocated: 0,
+            });
+        };
+        let counted = inputs.clone();
+        let outcome = off_thread(move || counted.count()).await??;
+        let mut tx = db.begin().await?;
+        match close_counted(&mut tx, id, now, &inputs, &outcome).await {
+            Ok(closed) => {
+                tx.commit().await?;
+                return Ok(closed);
+            }
+            Err(RoundError::ChangedWhileCounting) => continue,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(RoundError::ChangedWhileCounting)
+}
+
+/// Records a round's outcome, counted from `inputs` (safe to run twice): checks that the round
+/// is still open and its input still gives the counted fingerprint, stores the outcome with
+/// it, and gives each winner from the pool the lesser of its frozen cost and what it still
+/// needs now, as a pool pledge, funding it when that reaches the goal. A winner funded,
+/// expired or cancelled meanwhile gets only what it still needs, possibly nothing.
+/// Everything commits together or not at all.
+pub async fn close_counted(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: i64,
+    inputs: &CloseInputs,
+    outcome: &Outcome,
+) -> Result<Closed, RoundError> {
     lock_round(conn, id).await?;
     let round = find_row(conn, id, now).await?;
     if round.status == "closed" {
@@ -820,12 +1036,14 @@ pub async fn close(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Close
         return Err(RoundError::NotDue);
     }
     if round.status == "scheduled" {
-        // Never opened (the opening job did not run): open it so that costs are frozen.
-        open_round(conn, id, now).await?;
+        // Opening freezes the costs: what was counted is not the input any more.
+        return Err(RoundError::ChangedWhileCounting);
     }
     let (profile, candidates) = profile_of(conn, &round).await?;
     let fingerprint = round::fingerprint(round.rule_kind, &profile);
-    let outcome = round::run(round.rule_kind, &profile)?;
+    if fingerprint != inputs.fingerprint || round.rule_kind != inputs.rule {
+        return Err(RoundError::ChangedWhileCounting);
+    }
     let mut allocated = 0;
     if !round.imported {
         for &winner in outcome.selected() {
@@ -839,16 +1057,20 @@ pub async fn close(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Close
             allocated += given;
         }
     }
-    sqlx::query(
+    let updated = sqlx::query(
         "UPDATE rounds SET status = 'closed', closed_at = $1, fingerprint = $2, outcome = $3
-         WHERE id = $4",
+         WHERE id = $4 AND status <> 'closed'",
     )
     .bind(now)
     .bind(&fingerprint)
-    .bind(serde_json::to_string(&outcome)?)
+    .bind(serde_json::to_string(outcome)?)
     .bind(id)
     .execute(&mut *conn)
     .await?;
+    if updated.rows_affected() != 1 {
+        // Another close got there first (the row lock makes this unreachable): write nothing.
+        return Err(RoundError::ChangedWhileCounting);
+    }
     audit::record(
         conn,
         &crate::ledger::Actor::system(),
@@ -965,9 +1187,23 @@ pub async fn results(
         return Ok(None);
     };
     let outcome: Outcome = serde_json::from_str(stored)?;
-    let (profile, candidates) = profile_of(conn, round).await?;
-    let fingerprint_matches =
-        round.fingerprint.as_deref() == Some(&round::fingerprint(round.rule_kind, &profile));
+    let (mut profile, candidates) = profile_of(conn, round).await?;
+    let stored_fingerprint = |profile: &Profile| {
+        round.fingerprint.as_deref() == Some(&round::fingerprint(round.rule_kind, profile))
+    };
+    let mut fingerprint_matches = stored_fingerprint(&profile);
+    if !fingerprint_matches {
+        // Rounds closed before the count took only members at the close, in canonical order.
+        let legacy = profile_from(
+            round,
+            &candidates,
+            &ballots_by_voter(conn, &round.id).await?,
+        );
+        if stored_fingerprint(&legacy) {
+            fingerprint_matches = true;
+            profile = legacy;
+        }
+    }
     let (results, summary) = round::explain(&profile, &outcome);
     let largest = candidates
         .iter()
@@ -1010,12 +1246,15 @@ pub fn is_winner(explanation: &Explanation) -> bool {
 }
 
 /// The round as a Pabulib file. Ballots are in it only once the round is closed (they are
-/// secret before), with numbered voters.
+/// secret before): those the close counted, shuffled afresh for every export with the
+/// operating system's random numbers, and numbered in that order, so that neither the
+/// numbers nor the order say which member cast which ballot (members' ids sort by when they
+/// were created, which the member list shows).
 pub async fn export(conn: &mut AnyConnection, id: &str, now: i64) -> Result<String, RoundError> {
     let round = find_row(conn, id, now).await?;
     let candidates = candidates_of(conn, id).await?;
     let ballots = if round.status == "closed" {
-        all_ballots(conn, id).await?
+        shuffled(counted_ballots(conn, &round, round.closes_at).await?)?
     } else {
         Vec::new()
     };
@@ -1050,21 +1289,43 @@ pub async fn export(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Stri
     Ok(pabulib::to_pb(&election))
 }
 
-/// The board imports a `.pb` file as a new round, counted at once with `rule`. Projects whose
-/// id is that of a proposal are linked to it; the rest are candidates of their own. An
-/// imported round never moves money: its ballots were not cast by this cooperative's members.
-pub async fn import(
-    conn: &mut AnyConnection,
-    principal: &Principal,
-    text: &str,
-    rule: RoundRule,
-    now: i64,
-) -> Result<String, RoundError> {
-    authorize(principal, Action::ManageRounds)?;
+/// The ballots in a uniformly random order (Fisher–Yates with the operating system's random
+/// numbers, rejection sampling so that no order is more likely than another).
+fn shuffled(mut ballots: Vec<Choice>) -> Result<Vec<Choice>, RoundError> {
+    let random = |below: u64| -> Result<u64, RoundError> {
+        // The largest multiple of `below` that fits: values from it up would favour some.
+        let zone = u64::MAX - (u64::MAX % below);
+        loop {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).map_err(|_| RoundError::NoRandomness)?;
+            let value = u64::from_le_bytes(bytes);
+            if value < zone {
+                return Ok(value % below);
+            }
+        }
+    };
+    for i in (1..ballots.len()).rev() {
+        let j = random(i as u64 + 1)?;
+        ballots.swap(i, usize::try_from(j).unwrap_or(0));
+    }
+    Ok(ballots)
+}
+
+/// A `.pb` file read and counted, ready to become a round.
+#[derive(Clone, Debug)]
+pub struct PreparedImport {
+    imported: round::Imported,
+    inputs: CloseInputs,
+    outcome: Outcome,
+}
+
+/// Reads a `.pb` file and counts it with `rule`, before anything is written (pure and
+/// possibly slow: call it through [`off_thread`]). The count is bounded
+/// ([`crate::voting::equal_shares::MAX_RUNS`]); a file that would need more is refused.
+pub fn prepare_import(text: &str, rule: RoundRule) -> Result<PreparedImport, RoundError> {
     let election = pabulib::parse(text)?;
     let imported = round::from_election(&election)?;
-    // Check that the rule can count it before anything is written.
-    let inputs: Vec<Candidate> = imported
+    let candidates: Vec<Candidate> = imported
         .candidates
         .iter()
         .map(|c| Candidate {
@@ -1072,10 +1333,32 @@ pub async fn import(
             cost: c.cost,
         })
         .collect();
-    round::run(
+    let ballots = canonical(imported.ballots.clone())?;
+    let inputs = CloseInputs::new(
         rule,
-        &round::profile(imported.budget_cents, &inputs, &imported.ballots),
-    )?;
+        round::profile(imported.budget_cents, &candidates, &ballots),
+    );
+    let outcome = inputs.count()?;
+    Ok(PreparedImport {
+        imported,
+        inputs,
+        outcome,
+    })
+}
+
+/// The board imports a `.pb` file as a new round, counted beforehand by [`prepare_import`].
+/// Projects whose id is that of a proposal are linked to it; the rest are candidates of their
+/// own. An imported round never moves money: its ballots were not cast by this cooperative's
+/// members.
+pub async fn import(
+    conn: &mut AnyConnection,
+    principal: &Principal,
+    prepared: &PreparedImport,
+    now: i64,
+) -> Result<String, RoundError> {
+    authorize(principal, Action::ManageRounds)?;
+    let imported = &prepared.imported;
+    let rule = prepared.inputs.rule;
     let id = new_id();
     sqlx::query(
         "INSERT INTO rounds (id, title, description, budget, ballot_type, ballot_limit, rule, status,
@@ -1131,7 +1414,7 @@ pub async fn import(
         serde_json::json!({ "projects": imported.candidates.len(), "ballots": imported.ballots.len() }),
     )
     .await?;
-    close(conn, &id, now).await?;
+    close_counted(conn, &id, now, &prepared.inputs, &prepared.outcome).await?;
     Ok(id)
 }
 
@@ -1149,6 +1432,7 @@ pub async fn voter_options(
     conn: &mut AnyConnection,
     principal: &Principal,
     opened_at: i64,
+    closes_at: i64,
     now: i64,
 ) -> Result<Vec<VoterOption>, RoundError> {
     let mut out = Vec::new();
@@ -1162,6 +1446,9 @@ pub async fn voter_options(
                 .fetch_optional(&mut *conn)
                 .await?;
         let refusal = match check_member(conn, organisation_id, opened_at, now).await {
+            Ok(()) if !member_at(conn, organisation_id, closes_at).await? => {
+                Some("hardening.voting.leaves_before_close")
+            }
             Ok(()) => None,
             Err(RoundError::NotMember) => Some("round.not_member"),
             Err(RoundError::JoinedAfterOpening) => Some("round.joined_after_opening"),

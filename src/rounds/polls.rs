@@ -7,7 +7,7 @@
 use serde::Serialize;
 use sqlx::{AnyConnection, Row};
 
-use super::{RoundError, check_member};
+use super::{RoundError, check_member, member_at};
 use crate::audit;
 use crate::authz::{Action, PlatformRole, Principal, authorize};
 use crate::db::new_id;
@@ -47,14 +47,26 @@ fn poll_from_row(row: &sqlx::any::AnyRow, now: i64) -> Poll {
     }
 }
 
-const POLL_COLUMNS: &str = "p.id, p.title, p.description, p.opens_at, p.closes_at,
-    (SELECT CAST(COUNT(*) AS BIGINT) FROM poll_ballots b WHERE b.poll_id = p.id) AS turnout";
+/// The columns of a poll; the turnout counts the rankings of organisations that are members
+/// at the close (or at `$now`, the query's now parameter, before it).
+fn poll_columns(now: &str) -> String {
+    let at = format!("CASE WHEN p.closes_at < {now} THEN p.closes_at ELSE {now} END");
+    format!(
+        "p.id, p.title, p.description, p.opens_at, p.closes_at,
+         (SELECT CAST(COUNT(*) AS BIGINT) FROM poll_ballots b WHERE b.poll_id = p.id
+            AND EXISTS (SELECT 1 FROM memberships m
+                WHERE m.organisation_id = b.organisation_id AND m.joined_at <= {at}
+                  AND (m.left_at IS NULL OR m.left_at > {at}))) AS turnout"
+    )
+}
 
 pub async fn find(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Poll, RoundError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {POLL_COLUMNS} FROM polls p WHERE p.id = $1"
+        "SELECT {} FROM polls p WHERE p.id = $1",
+        poll_columns("$2")
     )))
     .bind(id)
+    .bind(now)
     .fetch_optional(&mut *conn)
     .await?
     .ok_or(RoundError::Unknown)?;
@@ -63,8 +75,10 @@ pub async fn find(conn: &mut AnyConnection, id: &str, now: i64) -> Result<Poll, 
 
 pub async fn list(conn: &mut AnyConnection, now: i64) -> Result<Vec<Poll>, RoundError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {POLL_COLUMNS} FROM polls p ORDER BY p.closes_at DESC, p.id DESC"
+        "SELECT {} FROM polls p ORDER BY p.closes_at DESC, p.id DESC",
+        poll_columns("$1")
     )))
+    .bind(now)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows.iter().map(|r| poll_from_row(r, now)).collect())
@@ -254,6 +268,10 @@ pub async fn cast(
         return Err(RoundError::Closed);
     }
     check_member(conn, organisation_id, poll.opens_at, now).await?;
+    if !member_at(conn, organisation_id, poll.closes_at).await? {
+        // Only members at the close count: a ranking that would not count is not taken.
+        return Err(RoundError::LeavesBeforeClose);
+    }
     let options = options_of(conn, poll_id).await?;
     let Choice::Ranking(ranking) = crate::voting::round::check_ballot(
         crate::voting::round::BallotType::Ranking,
@@ -307,16 +325,23 @@ pub async fn ballot_of(
     })
 }
 
-/// The Schulze count of a poll's ballots (each organisation one voter).
+/// The Schulze count of a poll's ballots (each organisation one voter): the rankings of
+/// organisations that are members at the poll's close; an organisation that left before
+/// does not count, whenever it ranked.
 pub async fn count(
     conn: &mut AnyConnection,
-    poll_id: &str,
+    poll: &Poll,
     options: usize,
 ) -> Result<SchulzeResult, RoundError> {
     let stored: Vec<String> = sqlx::query_scalar(
-        "SELECT ranking FROM poll_ballots WHERE poll_id = $1 ORDER BY organisation_id",
+        "SELECT b.ranking FROM poll_ballots b WHERE b.poll_id = $1
+           AND EXISTS (SELECT 1 FROM memberships m
+                WHERE m.organisation_id = b.organisation_id AND m.joined_at <= $2
+                  AND (m.left_at IS NULL OR m.left_at > $2))
+         ORDER BY b.ranking",
     )
-    .bind(poll_id)
+    .bind(&poll.id)
+    .bind(poll.closes_at)
     .fetch_all(&mut *conn)
     .await?;
     let mut ballots = Vec::new();

@@ -22,6 +22,15 @@
 //! amounts than ballots, and the big-number arithmetic happens once per class instead of once
 //! per voter. Rates only grow during a run, so a project's last rate is a lower bound and
 //! projects whose bound is worse than the best rate found are not recomputed.
+//!
+//! The completion does not always step one increment at a time as pabutools does. Within a
+//! run, every amount is a linear function of the starting share and every decision the sign
+//! of one, so a run also tells up to which share its selection stays the same
+//! (`Engine::stable_until`). When several runs in a row selected the same, the completion
+//! jumps to the first step at or beyond that share: the steps in between would all have
+//! given the same selection, so the outcome is pabutools' own, in far fewer runs (a budget
+//! of millions and a project that costs nearly all of it once took 1.5 million). At most
+//! [`MAX_RUNS`] runs are computed; a profile that would need more is refused.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -241,15 +250,27 @@ pub fn equal_shares(
         runs = 1;
         chosen = Some(0);
     } else if voters > 0 {
-        let share_at = |k: u64| {
-            budget
-                .div_int(voters)
-                .add(&options.voter_budget_increment.mul_int(k))
-        };
+        let base = budget.div_int(voters);
+        let increment = &options.voter_budget_increment;
+        let share_at = |k: u64| base.add(&increment.mul_int(k));
         let mut previous: Option<u64> = None;
         let mut k = 0u64;
+        // Runs in a row with the same selection, and how many such runs make it worth asking
+        // how far the shares can grow before anything changes.
+        let mut same = 0u32;
+        let mut ask_after = JUMP_AFTER;
+        let mut last: Option<Vec<usize>> = None;
+        // The parametric run is far slower than a run (exact fractions, every project every
+        // round): only small profiles, the ones that can ask for millions of cheap runs, use it.
+        let size = engine.size();
+        let mut jumps_left = if size <= JUMP_SIZE { MAX_JUMPS } else { 0 };
+        let max_runs = (MAX_WORK / size.max(1)).clamp(MIN_RUNS, MAX_RUNS);
         loop {
-            let run = engine.run(&share_at(k), false);
+            if runs >= max_runs {
+                return Err(ProfileError::TooManySteps { limit: max_runs });
+            }
+            let share = share_at(k);
+            let run = engine.run(&share, false);
             runs += 1;
             if Exact::from(run.total_cost) > *budget {
                 chosen = previous;
@@ -264,7 +285,43 @@ pub fn equal_shares(
                 break;
             }
             previous = Some(k);
-            k += 1;
+            if last.as_ref() == Some(&run.selected) {
+                same += 1;
+            } else {
+                same = 0;
+                last = Some(run.selected.clone());
+            }
+            let mut next = k + 1;
+            if same >= ask_after && jumps_left > 0 {
+                jumps_left -= 1;
+                same = 0;
+                // Every run from here up to the share where some decision of this run could
+                // turn has this run's selection, so neither stops the loop: pabutools would
+                // step through them one increment at a time to the same end.
+                let (selection, until) = engine.stable_until(&share);
+                if selection == run.selected {
+                    let Some(until) = until else {
+                        // Nothing would ever change: pabutools would never stop.
+                        return Err(ProfileError::TooManySteps { limit: max_runs });
+                    };
+                    match first_step_at(&until, &base, increment) {
+                        Some(step) => next = next.max(step),
+                        None => return Err(ProfileError::TooManySteps { limit: max_runs }),
+                    }
+                } else {
+                    debug_assert!(false, "the two runs at {share} disagree");
+                }
+                // Worth asking again soon only after a long jump.
+                ask_after = if next > k + JUMP_WORTH {
+                    JUMP_AFTER
+                } else {
+                    ask_after.saturating_mul(2)
+                };
+            }
+            if next > k + 1 {
+                previous = Some(next - 1);
+            }
+            k = next;
         }
     }
 
@@ -593,6 +650,12 @@ impl Engine {
             free,
             ranks,
         }
+    }
+
+    /// The size of a run's work: every project's supporters and every ballot group.
+    fn size(&self) -> u64 {
+        let pairs: usize = self.projects.iter().map(|p| p.supporters.len()).sum();
+        u64::try_from(pairs + self.weights.len()).unwrap_or(u64::MAX)
     }
 
     /// Whether no project equal shares could select still fits next to `run`'s selection.
@@ -1015,6 +1078,258 @@ fn gcd128(a: u128, b: u128) -> u128 {
     if b == 0 { a } else { gcd128(b, a % b) }
 }
 
+/// After how many runs in a row with the same selection the completion asks how far the
+/// shares can grow before the selection can change, and jumps there; after a question that
+/// gave no jump, it waits twice as long before the next.
+const JUMP_AFTER: u32 = 4;
+
+/// A jump of fewer steps than this does not pay for the parametric run that found it.
+const JUMP_WORTH: u64 = 64;
+
+/// Profiles up to this size (supporters of all projects plus ballot groups) jump; the
+/// parametric run costs far more than a run on larger ones, which need few steps anyway.
+const JUMP_SIZE: u64 = 500;
+
+/// The most parametric runs (jumps tried) in one completion.
+const MAX_JUMPS: u32 = 32;
+
+/// The most runs of equal shares one completion computes. Stepping one increment at a time, a
+/// 200-byte file (a budget of millions, one project costing nearly all of it) would take
+/// millions of runs; with the jumps it takes a handful. The shipped real elections need at
+/// most 1,619 (Toulouse 2022).
+pub const MAX_RUNS: u64 = 10_000;
+
+/// The most work (runs × size) one completion does: about six times the largest shipped
+/// election's (Łódź 2024: 91 runs of size 180,788; Toulouse 2022: 1,619 of size 9,388).
+const MAX_WORK: u64 = 100_000_000;
+
+/// However large the profile, this many runs are always allowed.
+const MIN_RUNS: u64 = 100;
+
+/// The first step `k` whose share `base + k × increment` is at least `share`.
+fn first_step_at(share: &Exact, base: &Exact, increment: &Exact) -> Option<u64> {
+    let steps = share.sub(base).div(increment);
+    let floor = steps.floor();
+    let ceil = if Exact::from_int(floor.clone()) == steps {
+        floor
+    } else {
+        floor + 1
+    };
+    ceil.to_u64()
+}
+
+/// `a + b × s`: an amount of money as a function of the voters' starting share `s`. Within a
+/// run whose decisions stay the same, every amount is such a function.
+#[derive(Clone)]
+struct Linear {
+    a: Exact,
+    b: Exact,
+}
+
+impl Linear {
+    fn share() -> Linear {
+        Linear {
+            a: Exact::zero(),
+            b: Exact::from(1u64),
+        }
+    }
+
+    fn constant(value: Exact) -> Linear {
+        Linear {
+            a: value,
+            b: Exact::zero(),
+        }
+    }
+
+    fn add(&self, other: &Linear) -> Linear {
+        Linear {
+            a: self.a.add(&other.a),
+            b: self.b.add(&other.b),
+        }
+    }
+
+    fn sub(&self, other: &Linear) -> Linear {
+        Linear {
+            a: self.a.sub(&other.a),
+            b: self.b.sub(&other.b),
+        }
+    }
+
+    fn times(&self, k: &Exact) -> Linear {
+        Linear {
+            a: self.a.mul(k),
+            b: self.b.mul(k),
+        }
+    }
+
+    fn neg(&self) -> Linear {
+        Linear::constant(Exact::zero()).sub(self)
+    }
+}
+
+/// The share up to which (excluded) every condition a run's decisions rested on still holds.
+#[derive(Default)]
+struct Horizon {
+    /// `None`: no condition ever turns.
+    until: Option<Exact>,
+}
+
+impl Horizon {
+    /// `f` is positive at the run's share (or zero, for a condition `f ≥ 0`) and has to stay
+    /// so: that holds until its root when it falls, for ever when it does not.
+    fn keep(&mut self, f: &Linear) {
+        if f.b.is_negative() {
+            let root = f.a.div(&Exact::zero().sub(&f.b));
+            if self.until.as_ref().is_none_or(|u| root < *u) {
+                self.until = Some(root);
+            }
+        }
+    }
+}
+
+/// A project its supporters can pay for, in a parametric run.
+struct Affordable {
+    project: usize,
+    /// What the rich supporters pay together, and its value at the run's share.
+    need: Linear,
+    need_value: Exact,
+    /// The rich supporters' (reduced) satisfaction: the rate for reduced satisfactions is
+    /// `need / rich`.
+    rich: Exact,
+    /// `rich × scale`: the compared rate is `need / den`.
+    den: Exact,
+    /// The supporters, poorest first; the first `poor` of them pay all they have.
+    order: Vec<(u32, u64)>,
+    poor: usize,
+}
+
+impl Engine {
+    /// The run at `share` done plainly (every project evaluated every round, like pabutools),
+    /// with every voter's money kept as a function of the share. Each decision of the run is
+    /// the sign of such a function (affordable or not, poor or rich, which rate is lower), so
+    /// the run's selection stays the same for every share from `share` up to the first root
+    /// of those functions (excluded), which is returned with the selection (`None`: for ever).
+    fn stable_until(&self, share: &Exact) -> (Vec<usize>, Option<Exact>) {
+        let groups = self.weights.len();
+        let mut money = vec![Linear::share(); groups];
+        let mut value = vec![share.clone(); groups];
+        let mut alive = vec![true; self.projects.len()];
+        let mut horizon = Horizon::default();
+        let mut selected = Vec::new();
+        loop {
+            let mut affordable: Vec<Affordable> = Vec::new();
+            for (j, project) in self.projects.iter().enumerate() {
+                if !alive[j] {
+                    continue;
+                }
+                let cost = Exact::from(project.cost);
+                let mut total = Linear::constant(Exact::zero());
+                let mut total_value = Exact::zero();
+                for &(g, _) in &project.supporters {
+                    let w = Exact::from(self.weights[g as usize]);
+                    total = total.add(&money[g as usize].times(&w));
+                    total_value = total_value.add(&value[g as usize].mul(&w));
+                }
+                if total_value < cost {
+                    // Money only shrinks during a run: it stays out of reach.
+                    horizon.keep(&Linear::constant(cost).sub(&total));
+                    alive[j] = false;
+                    continue;
+                }
+                let mut order = project.supporters.clone();
+                order.sort_by(|&(g, s), &(h, t)| {
+                    value[g as usize]
+                        .mul_int(t)
+                        .cmp(&value[h as usize].mul_int(s))
+                });
+                let mut rich: u128 = order
+                    .iter()
+                    .map(|&(g, s)| u128::from(self.weights[g as usize]) * u128::from(s))
+                    .sum();
+                let mut need = Linear::constant(cost.clone());
+                let mut need_value = cost;
+                let mut poor = 0;
+                for &(g, s) in &order {
+                    let w = self.weights[g as usize];
+                    if value[g as usize].mul(&Exact::from(rich)) >= need_value.mul_int(s) {
+                        break;
+                    }
+                    need = need.sub(&money[g as usize].times(&Exact::from(w)));
+                    need_value = need_value.sub(&value[g as usize].mul_int(w));
+                    rich -= u128::from(w) * u128::from(s);
+                    poor += 1;
+                }
+                if rich == 0 {
+                    // Cannot happen for an affordable project; if it did, claim nothing.
+                    horizon.until = Some(share.clone());
+                    alive[j] = false;
+                    continue;
+                }
+                let rich = Exact::from(rich);
+                for (i, &(g, s)) in order.iter().enumerate() {
+                    // Rich: money × rich ≥ need × s; poor: the opposite, strictly.
+                    let gap = money[g as usize]
+                        .times(&rich)
+                        .sub(&need.times(&Exact::from(s)));
+                    horizon.keep(&if i < poor { gap.neg() } else { gap });
+                }
+                affordable.push(Affordable {
+                    project: j,
+                    need,
+                    need_value,
+                    den: rich.mul_int(project.scale),
+                    rich,
+                    order,
+                    poor,
+                });
+            }
+            let rank = |a: &Affordable| self.ranks[self.projects[a.project].index];
+            let mut best: Option<usize> = None;
+            for (i, a) in affordable.iter().enumerate() {
+                let better = match best {
+                    None => true,
+                    Some(b) => {
+                        let b = &affordable[b];
+                        match a.need_value.mul(&b.den).cmp(&b.need_value.mul(&a.den)) {
+                            Ordering::Less => true,
+                            Ordering::Equal => rank(a) < rank(b),
+                            Ordering::Greater => false,
+                        }
+                    }
+                };
+                if better {
+                    best = Some(i);
+                }
+            }
+            let Some(best) = best else {
+                break;
+            };
+            let b = &affordable[best];
+            for (i, other) in affordable.iter().enumerate() {
+                if i != best {
+                    // The other's rate stays above the winner's (or equal, when the winner
+                    // comes first in the tie order).
+                    horizon.keep(&other.need.times(&b.den).sub(&b.need.times(&other.den)));
+                }
+            }
+            for (i, &(g, s)) in b.order.iter().enumerate() {
+                let g = g as usize;
+                if i < b.poor {
+                    money[g] = Linear::constant(Exact::zero());
+                    value[g] = Exact::zero();
+                } else {
+                    let per = Exact::from(s).div(&b.rich);
+                    money[g] = money[g].sub(&b.need.times(&per));
+                    value[g] = value[g].sub(&b.need_value.mul(&per));
+                }
+            }
+            alive[b.project] = false;
+            selected.push(self.projects[b.project].index);
+        }
+        (selected, horizon.until)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1273,8 +1588,66 @@ mod tests {
         let cities = run(&p, &EqualSharesOptions::cities_add1());
         assert_eq!(ids(&p, &cities.selected), ["p", "q"]);
         assert_eq!(cities.increments, 9);
-        assert_eq!(cities.runs, 11);
+        // Stepping takes 11 runs (shares 10.5 to 20.5). After four runs in a row selecting
+        // {p, q} (shares 12.5 to 15.5), the completion jumps to 20.5, where voter 0 affords r:
+        // 6 runs, then the one at 20.5.
+        assert_eq!(cities.runs, 7);
         assert_eq!(cities.voter_share, Exact::ratio(39, 2));
+    }
+
+    /// The 200-byte file that stalled the server: a budget of 3,000,000 € (in cents, raised by
+    /// a euro per step, as rounds do) and a project costing nearly all of it, wanted by one of
+    /// two voters. Stepping, its supporter's share reaches the cost after about 1.5 million
+    /// runs; the completion jumps to the share where the outcome changes instead, and comes
+    /// to pabutools' outcome in a handful of runs.
+    #[test]
+    fn a_project_costing_nearly_the_whole_budget_is_reached_in_few_runs() {
+        let budget = 300_000_000;
+        let p = profile(
+            budget,
+            &[("big", budget - 100), ("small", 100)],
+            vec![Ballot::approval([0]), Ballot::approval([1])],
+        );
+        let options = EqualSharesOptions {
+            voter_budget_increment: Exact::from(100u64),
+            ..EqualSharesOptions::default()
+        };
+        let out = run(&p, &options);
+        assert_eq!(ids(&p, &out.selected), ["big", "small"]);
+        // The first share that pays for "big": 150,000,000 + k × 100 ≥ 299,999,900.
+        assert_eq!(out.increments, 1_499_999);
+        assert_eq!(out.voter_share, Exact::from(299_999_900u64));
+        assert!(
+            out.runs <= 2 * u64::from(JUMP_AFTER) + 2,
+            "{} runs",
+            out.runs
+        );
+        // The same file scaled down a thousandfold, stepped through like pabutools.
+        let small = profile(
+            300_000,
+            &[("big", 299_900), ("small", 100)],
+            vec![Ballot::approval([0]), Ballot::approval([1])],
+        );
+        assert_eq!(run(&small, &options).selected, naive(&small, &options));
+    }
+
+    /// A profile too large to jump (600 distinct ballots) that would need millions of runs is
+    /// refused after a bounded number of them, never counted for ever.
+    #[test]
+    fn a_count_that_would_need_too_many_runs_is_refused() {
+        let budget = 300_000_000;
+        let mut ballots = vec![Ballot::points([(0, 1)])];
+        ballots.extend((1..=600).map(|points| Ballot::points([(1, points)])));
+        let p = profile(budget, &[("big", budget - 100), ("small", 100)], ballots);
+        let options = EqualSharesOptions {
+            satisfaction: Satisfaction::Utility,
+            voter_budget_increment: Exact::from(100u64),
+            ..EqualSharesOptions::default()
+        };
+        assert_eq!(
+            equal_shares(&p, &options),
+            Err(ProfileError::TooManySteps { limit: MAX_RUNS })
+        );
     }
 
     #[test]
@@ -1593,6 +1966,18 @@ mod tests {
         })
     }
 
+    /// Like [`arb_profile`], with budgets and costs far above the increment, so that the
+    /// completion needs many steps and jumps over most of them.
+    fn arb_wide_profile() -> impl Strategy<Value = Profile> {
+        (arb_profile(), 1u64..=60, 0u64..600).prop_map(|(mut p, factor, extra)| {
+            for project in &mut p.projects {
+                project.cost *= factor;
+            }
+            p.budget = p.budget.mul_int(factor).add(&Exact::from(extra));
+            p
+        })
+    }
+
     fn variants() -> Vec<EqualSharesOptions> {
         let mut out = Vec::new();
         for satisfaction in [
@@ -1668,6 +2053,26 @@ mod tests {
                         prop_assert_eq!(&group.money_left, &out.voter_share.sub(&spent[g]));
                     }
                 }
+            }
+        }
+
+        #[test]
+        fn jumps_match_stepping_on_wide_budgets(p in arb_wide_profile()) {
+            for o in [
+                EqualSharesOptions::default(),
+                EqualSharesOptions::cities_add1(),
+                EqualSharesOptions {
+                    satisfaction: Satisfaction::Cardinality,
+                    ..EqualSharesOptions::default()
+                },
+                EqualSharesOptions {
+                    satisfaction: Satisfaction::Utility,
+                    voter_budget_increment: Exact::ratio(7, 3),
+                    ..EqualSharesOptions::default()
+                },
+            ] {
+                let fast = run(&p, &o);
+                prop_assert_eq!(&fast.selected, &naive(&p, &o), "options {:?}", o);
             }
         }
 

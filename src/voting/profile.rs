@@ -140,6 +140,13 @@ pub enum ProfileError {
     /// The budget increment of equal shares' completion is zero or negative.
     #[error("the voter budget increment must be positive")]
     BadIncrement,
+    /// Equal shares' completion would need more runs than the bound allows (pabutools would
+    /// step through them one increment at a time; no upload may keep a server busy that long).
+    #[error("counting would need more than {limit} runs of equal shares")]
+    TooManySteps {
+        /// The most runs one count computes.
+        limit: u64,
+    },
 }
 
 const MAX_VOTERS: u64 = 1 << 40;

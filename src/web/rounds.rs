@@ -16,8 +16,8 @@ use crate::authz::{Action, Denied, authorize};
 use crate::i18n::t_with;
 use crate::people::FieldErrors;
 use crate::rounds::{self, RoundError, RoundForm, polls};
-use crate::voting::Choice;
 use crate::voting::round::{BallotProblem, RoundRule};
+use crate::voting::{Choice, ProfileError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,6 +48,10 @@ impl From<RoundError> for AppError {
             RoundError::JoinedAfterOpening => {
                 AppError::status(StatusCode::FORBIDDEN, "round.joined_after_opening")
             }
+            RoundError::LeavesBeforeClose => AppError::status(
+                StatusCode::FORBIDDEN,
+                "hardening.voting.leaves_before_close",
+            ),
             RoundError::Ballot(_) | RoundError::Invalid(_) => {
                 AppError::status(StatusCode::UNPROCESSABLE_ENTITY, "error.bad_request")
             }
@@ -66,6 +70,10 @@ fn refusal(ctx: &Ctx, error: &RoundError) -> Option<(StatusCode, String)> {
         RoundError::JoinedAfterOpening => {
             (StatusCode::FORBIDDEN, ctx.t("round.joined_after_opening"))
         }
+        RoundError::LeavesBeforeClose => (
+            StatusCode::FORBIDDEN,
+            ctx.t("hardening.voting.leaves_before_close"),
+        ),
         RoundError::Ballot(p) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             match p {
@@ -99,6 +107,13 @@ fn refusal(ctx: &Ctx, error: &RoundError) -> Option<(StatusCode, String)> {
         RoundError::Import(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             problem("round.import_invalid", &[("message", &e.to_string())]),
+        ),
+        RoundError::Count(ProfileError::TooManySteps { limit }) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            problem(
+                "hardening.voting.too_many_runs",
+                &[("limit", &limit.to_string())],
+            ),
         ),
         RoundError::Count(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -225,15 +240,29 @@ async fn import_round(
             _ => {}
         }
     }
-    let mut tx = state.db.begin().await?;
-    match rounds::import(&mut tx, &ctx.principal, &text, rule, state.clock.now_ms()).await {
+    // Read and count the file off the async threads and before any transaction: a file that
+    // takes long to count stalls neither other requests nor other writers.
+    let prepared = rounds::off_thread(move || rounds::prepare_import(&text, rule))
+        .await
+        .and_then(std::convert::identity);
+    let imported = match prepared {
+        Ok(prepared) => {
+            let mut tx = state.db.begin().await?;
+            let now = state.clock.now_ms();
+            let imported = rounds::import(&mut tx, &ctx.principal, &prepared, now).await;
+            if imported.is_ok() {
+                tx.commit().await?;
+            }
+            imported
+        }
+        Err(error) => Err(error),
+    };
+    match imported {
         Ok(id) => {
-            tx.commit().await?;
             ctx.flash("flash.round_imported");
             Ok(see_other(&format!("/rounds/{id}")))
         }
         Err(error) => {
-            drop(tx);
             let Some((status, message)) = refusal(&ctx, &error) else {
                 return Err(error.into());
             };
@@ -286,7 +315,15 @@ async fn round_page(
     let results = rounds::results(&mut conn, &round).await?;
     let mut voters = Vec::new();
     if !round.imported {
-        for option in rounds::voter_options(&mut conn, &ctx.principal, round.opens_at, now).await? {
+        for option in rounds::voter_options(
+            &mut conn,
+            &ctx.principal,
+            round.opens_at,
+            round.closes_at,
+            now,
+        )
+        .await?
+        {
             let ballot = rounds::ballot_of(&mut conn, id, &option.organisation_id).await?;
             voters.push(context! {
                 organisation_id => option.organisation_id,
@@ -503,7 +540,15 @@ async fn poll_page(
     let poll = polls::find(&mut conn, id, now).await?;
     let options = polls::options_of(&mut conn, id).await?;
     let mut voters = Vec::new();
-    for option in rounds::voter_options(&mut conn, &ctx.principal, poll.opens_at, now).await? {
+    for option in rounds::voter_options(
+        &mut conn,
+        &ctx.principal,
+        poll.opens_at,
+        poll.closes_at,
+        now,
+    )
+    .await?
+    {
         let ballot = polls::ballot_of(&mut conn, id, &option.organisation_id).await?;
         let choice = ballot.map(Choice::Ranking);
         voters.push(context! {
@@ -515,7 +560,7 @@ async fn poll_page(
         });
     }
     let result = if poll.phase == "closed" {
-        let counted = polls::count(&mut conn, id, options.len()).await?;
+        let counted = polls::count(&mut conn, &poll, options.len()).await?;
         let ranking: Vec<minijinja::Value> = counted
             .tiers
             .iter()

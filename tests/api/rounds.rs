@@ -768,3 +768,358 @@ async fn rank(poll: &str, admin: &Browser, org: &str, order: [&str; 3]) -> u16 {
         .status()
         .as_u16()
 }
+
+/// The board imports a `.pb` file (multipart, as the form sends it).
+async fn import_pb(board: &Browser, text: &str, rule: &str) -> reqwest::Response {
+    let token = board.csrf().await;
+    let form = reqwest::multipart::Form::new()
+        .text("rule", rule.to_owned())
+        .part(
+            "file",
+            reqwest::multipart::Part::text(text.to_owned()).file_name("round.pb"),
+        );
+    board
+        .client
+        .post(board.url("/board/rounds/import"))
+        .header("X-CSRF-Token", token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The 200-byte file that stalled the server: a budget of 3,000,000 € and a project costing
+/// 1 € less, wanted by one of two voters. Stepping the shares up by a euro, equal shares
+/// needed about 1.5 million runs, on the request thread, inside the write transaction. Now
+/// the count runs off the async threads before any transaction, jumps to the share where
+/// the outcome changes, and the health check answers all along.
+#[tokio::test]
+async fn a_huge_budget_in_a_pabulib_file_neither_stalls_the_server_nor_the_count() {
+    let stage = stage().await;
+    let app = &stage.app;
+    let text = "META\nkey;value\ndescription;Stau\nnum_projects;2\nnum_votes;2\nbudget;3000000\n\
+                vote_type;approval\nPROJECTS\nproject_id;cost\nbig;2999999\nsmall;1\n\
+                VOTES\nvoter_id;vote\n1;big\n2;small\n";
+    let import = import_pb(&stage.board, text, "equal_shares");
+    tokio::pin!(import);
+    let mut health_answers = 0;
+    let response = loop {
+        tokio::select! {
+            response = &mut import => break response,
+            health = app.get("/healthz") => {
+                assert_eq!(health.status(), 200, "the health check answers meanwhile");
+                health_answers += 1;
+            }
+        }
+    };
+    assert_eq!(response.status(), 303, "{}", response.text().await.unwrap());
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    println!("{health_answers} health checks answered during the import");
+    let round = location(&response)
+        .trim_start_matches("/rounds/")
+        .to_owned();
+    let outcome: String = sqlx::query_scalar("SELECT outcome FROM rounds WHERE id = $1")
+        .bind(&round)
+        .fetch_one(&mut *app.conn().await)
+        .await
+        .unwrap();
+    let outcome: serde_json::Value = serde_json::from_str(&outcome).unwrap();
+    let mes = &outcome["equal_shares"];
+    // pabutools' outcome: both, when the big project's supporter's share reaches its cost
+    // (150,000,000 + k × 100 cents ≥ 299,999,900).
+    assert_eq!(mes["selected"], serde_json::json!([0, 1]));
+    assert_eq!(mes["increments"], 1_499_999);
+    let runs = mes["runs"].as_u64().unwrap();
+    assert!(runs <= 20, "bounded work: {runs} runs");
+    let page = app
+        .get(&format!("/rounds/{round}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("bewegt kein Geld"));
+    app.assert_books_balance().await;
+}
+
+/// The public `.pb` file numbers voters in a fresh random order for every export, never in
+/// the order of the organisations' ids (their creation order, which the member list shows),
+/// and it still counts to the same outcome when imported.
+#[tokio::test]
+async fn exported_ballots_do_not_reveal_which_member_cast_them() {
+    let stage = stage().await;
+    let app = &stage.app;
+    stage.fund_pool(90_000).await;
+    let a = stage.proposal("Export", "300").await;
+    let b = stage.proposal("Import", "300").await;
+    let c = stage.proposal("Karten", "300").await;
+    let round = stage.open_round("900", &[&a, &b, &c], &[]).await;
+    let (pa, pb, pc) = (
+        position_of(app, &round, &a).await,
+        position_of(app, &round, &b).await,
+        position_of(app, &round, &c).await,
+    );
+    // Six members, each with a ballot of its own, cast in the order they joined.
+    let ballots: [Vec<&str>; 6] = [
+        vec![&pa],
+        vec![&pb],
+        vec![&pc],
+        vec![&pa, &pb],
+        vec![&pa, &pc],
+        vec![&pb, &pc],
+    ];
+    let mut members = Vec::new();
+    for (i, choice) in ballots.iter().enumerate() {
+        let (admin, org) = stage
+            .member(&format!("Verein{i}"), &format!("v{i}@verein.example"), None)
+            .await;
+        assert_eq!(vote(&admin, &round, &org, choice).await.status(), 303);
+        members.push(org);
+    }
+    stage.close(&round).await;
+    let mut orders = Vec::new();
+    let mut text = String::new();
+    for _ in 0..4 {
+        text = app
+            .get(&format!("/rounds/{round}/export.pb"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        for org in &members {
+            assert!(!text.contains(org.as_str()), "no organisation id");
+        }
+        // The ballots in the order of the file's voters 1..6 (their votes, as project ids).
+        let votes = votes_in(&text);
+        assert_eq!(votes.len(), 6);
+        orders.push(votes);
+    }
+    // Six distinct ballots in four independent random orders: all four equal has a
+    // probability of (1/720)³.
+    assert!(
+        orders.iter().any(|o| o != &orders[0]),
+        "every export shuffles anew: {orders:?}"
+    );
+    let mut sorted: Vec<Vec<String>> = orders.clone();
+    for o in &mut sorted {
+        o.sort();
+    }
+    assert!(sorted.iter().all(|o| o == &sorted[0]), "the same ballots");
+
+    let response = import_pb(&stage.board, &text, "equal_shares").await;
+    assert_eq!(response.status(), 303);
+    let copy = location(&response)
+        .trim_start_matches("/rounds/")
+        .to_owned();
+    let stored = |id: String| async move {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT outcome, fingerprint FROM rounds WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *app.conn().await)
+        .await
+        .unwrap()
+    };
+    let (original, original_print) = stored(round.clone()).await;
+    let (imported, imported_print) = stored(copy).await;
+    assert_eq!(
+        original, imported,
+        "the same outcome from the shuffled file"
+    );
+    assert_eq!(original_print, imported_print, "from the same input");
+    app.assert_books_balance().await;
+}
+
+/// The votes of a `.pb` file, in the file's order (each as its list of project ids).
+fn votes_in(text: &str) -> Vec<String> {
+    let votes = text.split("\nVOTES\n").nth(1).unwrap_or_default();
+    votes
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(';').nth(1).unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The member whose id is `organisation_id` leaves at the end of `date` (the board records it).
+async fn record_exit(stage: &Stage, organisation_id: &str, date: &str) {
+    let membership: String =
+        sqlx::query_scalar("SELECT id FROM memberships WHERE organisation_id = $1")
+            .bind(organisation_id)
+            .fetch_one(&mut *stage.app.conn().await)
+            .await
+            .unwrap();
+    let exit = stage
+        .board
+        .post(&format!("/members/{membership}/exit"), &[("date", date)])
+        .await;
+    assert_eq!(exit.status(), 303);
+}
+
+/// An organisation that voted and then left before the close is not counted: not in the
+/// outcome, not in the shares, not in the pool's allocation, not in the turnout and not in
+/// `export.pb`.
+#[tokio::test]
+async fn a_ballot_of_a_member_that_left_before_the_close_does_not_count() {
+    let stage = stage().await;
+    let app = &stage.app;
+    stage.fund_pool(100_000).await;
+    let a = stage.proposal("Export", "300").await;
+    let b = stage.proposal("Import", "300").await;
+    let (one, org1) = stage.member("Eins", "eins@verein.example", None).await;
+    let (two, org2) = stage.member("Zwei", "zwei@verein.example", None).await;
+    let (three, org3) = stage.member("Drei", "drei@verein.example", None).await;
+    let (four, org4) = stage.member("Vier", "vier@verein.example", None).await;
+    let round = stage.open_round("300", &[&a, &b], &[]).await;
+    let (pa, pb) = (
+        position_of(app, &round, &a).await,
+        position_of(app, &round, &b).await,
+    );
+    // Two for A, two for B: with all four, A and B tie and A (the older) wins. Without org 1,
+    // B's two supporters pay for B.
+    assert_eq!(vote(&one, &round, &org1, &[&pa]).await.status(), 303);
+    assert_eq!(vote(&two, &round, &org2, &[&pa]).await.status(), 303);
+    assert_eq!(vote(&three, &round, &org3, &[&pb]).await.status(), 303);
+    assert_eq!(vote(&four, &round, &org4, &[&pb]).await.status(), 303);
+    let page = app
+        .get(&format!("/rounds/{round}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("4 Organisationen haben abgestimmt"));
+    // Org 1 leaves in three days, before the close in seven.
+    record_exit(&stage, &org1, &in_days(app, 3)).await;
+    // Org 2 stays and may still change its ballot; org 1, leaving before the close, may not
+    // vote any more, and its page says why.
+    assert_eq!(vote(&two, &round, &org2, &[&pa]).await.status(), 303);
+    let own = one.page(&format!("/rounds/{round}")).await;
+    assert!(
+        own.contains("endet vor dem Ende dieser Abstimmung"),
+        "{own}"
+    );
+    let refused = vote(&one, &round, &org1, &[&pb]).await;
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("endet vor dem Ende dieser Abstimmung")
+    );
+    app.clock.advance(4 * DAY);
+    let page = app
+        .get(&format!("/rounds/{round}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("3 Organisationen haben abgestimmt"),
+        "the turnout counts members only"
+    );
+
+    stage.close(&round).await;
+    assert_eq!(app.balance(&AccountId::escrow(&b)).await, 30_000, "B won");
+    assert_eq!(app.balance(&AccountId::escrow(&a)).await, 0);
+    assert_eq!(app.balance(&AccountId::pool()).await, 70_000);
+    let outcome: String = sqlx::query_scalar("SELECT outcome FROM rounds WHERE id = $1")
+        .bind(&round)
+        .fetch_one(&mut *app.conn().await)
+        .await
+        .unwrap();
+    let outcome: serde_json::Value = serde_json::from_str(&outcome).unwrap();
+    assert_eq!(outcome["equal_shares"]["voters"], 3, "three equal shares");
+    let page = app
+        .get(&format!("/rounds/{round}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("3 Organisationen haben abgestimmt"));
+    let export = app
+        .get(&format!("/rounds/{round}/export.pb"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(votes_in(&export).len(), 3, "{export}");
+    app.assert_books_balance().await;
+}
+
+/// The same for a priority poll: the Schulze count and the turnout take only organisations
+/// that are members at the poll's close.
+#[tokio::test]
+async fn a_ranking_of_a_member_that_left_before_a_poll_closes_does_not_count() {
+    let stage = stage().await;
+    let app = &stage.app;
+    let x = stage.proposal("X", "100").await;
+    let y = stage.proposal("Y", "100").await;
+    let z = stage.proposal("Z", "100").await;
+    let (one, org1) = stage.member("Eins", "eins@verein.example", None).await;
+    let (two, org2) = stage.member("Zwei", "zwei@verein.example", None).await;
+    let (three, org3) = stage.member("Drei", "drei@verein.example", None).await;
+    let started = stage
+        .board
+        .post(
+            "/polls",
+            &[
+                ("title", "Was zuerst?"),
+                ("closes", &in_days(app, 3)),
+                ("options", &x),
+                ("options", &y),
+                ("options", &z),
+            ],
+        )
+        .await;
+    assert_eq!(started.status(), 303);
+    let poll = location(&started);
+    let poll_id = poll.trim_start_matches("/polls/").to_owned();
+    // Orgs 1 and 2: Y > X > Z; org 3: X > Y > Z. With all three, Y is first.
+    assert_eq!(rank(&poll, &one, &org1, ["2", "1", "3"]).await, 303);
+    assert_eq!(rank(&poll, &two, &org2, ["2", "1", "3"]).await, 303);
+    assert_eq!(rank(&poll, &three, &org3, ["1", "2", "3"]).await, 303);
+    // Org 1 leaves tomorrow, before the close.
+    record_exit(&stage, &org1, &in_days(app, 1)).await;
+    assert_eq!(rank(&poll, &one, &org1, ["1", "2", "3"]).await, 403);
+    app.clock.advance(4 * DAY);
+    let page = app.get(&poll).await.text().await.unwrap();
+    assert!(
+        page.contains("2 Organisationen haben abgestimmt"),
+        "the turnout counts members only"
+    );
+    let mut conn = app.conn().await;
+    let found = allmende::rounds::polls::find(&mut conn, &poll_id, app.clock.now_ms())
+        .await
+        .unwrap();
+    let counted = allmende::rounds::polls::count(&mut conn, &found, 3)
+        .await
+        .unwrap();
+    // Org 2 (Y > X) against org 3 (X > Y): X and Y tie, no longer Y alone.
+    assert_eq!(counted.tiers[0], vec![0, 1], "{counted:?}");
+    app.assert_books_balance().await;
+}
+
+/// A file too large for the jumps (600 distinct ballots) that would need millions of steps
+/// is refused after a bounded count, with a message that says what to do; nothing is stored.
+#[tokio::test]
+async fn a_pabulib_file_that_needs_too_many_steps_is_refused_with_a_message() {
+    let stage = stage().await;
+    let app = &stage.app;
+    let mut text = String::from(
+        "META\nkey;value\nbudget;3000000\nvote_type;cumulative\nPROJECTS\nproject_id;cost\n\
+         big;2999999\nsmall;1\nVOTES\nvoter_id;vote;points\n1;big;1\n",
+    );
+    for voter in 2..=601 {
+        text.push_str(&format!("{voter};small;{}\n", voter - 1));
+    }
+    let response = import_pb(&stage.board, &text, "equal_shares").await;
+    assert_eq!(response.status(), 422);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("nicht in 10000 Schritten"), "{page}");
+    let rounds: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM rounds")
+        .fetch_one(&mut *app.conn().await)
+        .await
+        .unwrap();
+    assert_eq!(rounds, 0, "nothing was stored");
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
